@@ -1,0 +1,1 @@
+//! Egress decision (`vectors/README.md` §5.18): filled in by its owner.

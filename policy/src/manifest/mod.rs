@@ -1,0 +1,1 @@
+//! Connector manifests (digest §11): filled in by its owner.

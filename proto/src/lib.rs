@@ -1,0 +1,15 @@
+//! FCP protocol core (spec: `shared/spec/digest.md`, cited as "digest §n").
+//!
+//! Every FCP object, its deterministic CBOR, ids, signatures, capability tokens,
+//! the decision function, the audit chain and the frame codecs. Sans-IO: no sockets,
+//! files, clocks, threads, global RNG or async runtime; time and randomness are
+//! arguments. No unsafe code.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod cbor;
+pub mod conformance;
+pub mod id;
+pub mod schema;
