@@ -60,10 +60,9 @@ impl Value {
     /// Looks up a text key in a map value.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| matches!(k, Value::Text(t) if t == key))
-                .map(|(_, v)| v),
+            Value::Map(entries) => {
+                entries.iter().find(|(k, _)| matches!(k, Value::Text(t) if t == key)).map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -580,9 +579,7 @@ fn to_ciborium(v: Value) -> Result<ciborium::Value, CborError> {
         Value::Text(t) => ciborium::Value::Text(t),
         Value::Array(a) => ciborium::Value::Array(a.into_iter().map(to_ciborium).collect::<Result<_, _>>()?),
         Value::Map(m) => ciborium::Value::Map(
-            m.into_iter()
-                .map(|(k, v)| Ok((to_ciborium(k)?, to_ciborium(v)?)))
-                .collect::<Result<_, CborError>>()?,
+            m.into_iter().map(|(k, v)| Ok((to_ciborium(k)?, to_ciborium(v)?))).collect::<Result<_, CborError>>()?,
         ),
         Value::Bool(b) => ciborium::Value::Bool(b),
         Value::Null => ciborium::Value::Null,

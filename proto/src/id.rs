@@ -313,7 +313,9 @@ mod tests {
         for ok in STANDARD_ZONES.iter().copied().chain(["z:project:alpha-1", "z:a:b", "z:9"]) {
             assert_eq!(ZoneId::new(ok).map(|z| z.to_string()), Ok(ok.to_owned()));
         }
-        for bad in ["work", "z:", "z:Work", "z:a_b", "z:a::b", "z:proj-x", "z:project:", "z:project:-a", "z:project", "z:x:"] {
+        for bad in
+            ["work", "z:", "z:Work", "z:a_b", "z:a::b", "z:proj-x", "z:project:", "z:project:-a", "z:project", "z:x:"]
+        {
             assert!(matches!(ZoneId::new(bad), Err(IdError::Zone(..))), "{bad}");
         }
         assert!(ZoneId::new(&format!("z:{}", "a".repeat(63))).is_err());

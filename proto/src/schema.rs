@@ -92,7 +92,8 @@ impl SchemaId {
 
     /// The length-prefixed preimage of the SchemaHash.
     pub fn hash_preimage(&self) -> Vec<u8> {
-        let mut p = Vec::with_capacity(SCHEMA_DOMAIN.len() + 24 + self.namespace.len() + self.name.len() + self.version.len());
+        let mut p =
+            Vec::with_capacity(SCHEMA_DOMAIN.len() + 24 + self.namespace.len() + self.name.len() + self.version.len());
         p.extend_from_slice(SCHEMA_DOMAIN);
         for part in [&self.namespace, &self.name, &self.version] {
             p.extend_from_slice(&(part.len() as u64).to_le_bytes());
@@ -126,9 +127,10 @@ pub fn is_strict_semver(s: &str) -> bool {
         return false;
     }
     let pre_ok = v.pre.is_empty()
-        || v.pre.as_str().split('.').all(|id| {
-            !id.is_empty() && (!id.bytes().all(|b| b.is_ascii_digit()) || id == "0" || !id.starts_with('0'))
-        });
+        || v.pre
+            .as_str()
+            .split('.')
+            .all(|id| !id.is_empty() && (!id.bytes().all(|b| b.is_ascii_digit()) || id == "0" || !id.starts_with('0')));
     let build_ok = v.build.is_empty() || v.build.as_str().split('.').all(|id| !id.is_empty());
     pre_ok && build_ok
 }
