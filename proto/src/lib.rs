@@ -11,5 +11,9 @@
 
 pub mod cbor;
 pub mod conformance;
+pub mod decision;
 pub mod id;
+pub mod keys;
+pub mod object;
+pub mod provenance;
 pub mod schema;
