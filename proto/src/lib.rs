@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod audit;
 pub mod cbor;
 pub mod conformance;
 pub mod decision;
@@ -16,4 +17,5 @@ pub mod id;
 pub mod keys;
 pub mod object;
 pub mod provenance;
+pub mod revocation;
 pub mod schema;
