@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cbor;
 pub mod conformance;
 pub mod decision;
+pub mod hpke;
 pub mod id;
 pub mod keys;
 pub mod object;
