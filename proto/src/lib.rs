@@ -20,3 +20,4 @@ pub mod object;
 pub mod provenance;
 pub mod revocation;
 pub mod schema;
+pub mod zone;
