@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing FCP needs on a fresh Debian machine.
+# Idempotent; needs root for apt-get (skipped with a note otherwise).
+set -euo pipefail
+
+# Debian packages the tests need. Later issues add swtpm, nftables, iproute2, ….
+PACKAGES=(pkg-config build-essential)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "setup: not root; please install: ${missing[*]}" >&2
+  fi
+fi
+
+# cargo-fuzz, for the fuzz targets (built with the machine's own toolchain).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install --locked cargo-fuzz
+fi
+echo "setup: ok"
