@@ -17,6 +17,7 @@ pub mod hpke;
 pub mod id;
 pub mod keys;
 pub mod object;
+pub mod operation;
 pub mod provenance;
 pub mod revocation;
 pub mod schema;
