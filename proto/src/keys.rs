@@ -236,6 +236,11 @@ impl NodeEncryptionKey {
     pub fn kid(&self) -> Kid {
         Kid::of(&self.public())
     }
+
+    /// The x25519 secret, for opening HPKE boxes.
+    pub fn as_x25519(&self) -> &x25519_dalek::StaticSecret {
+        &self.0
+    }
 }
 
 impl fmt::Debug for NodeEncryptionKey {

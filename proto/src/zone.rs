@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::cbor;
 use crate::decision::SafetyTier;
-use crate::id::{Kid, ZoneId};
-use crate::keys::{KeyError, OwnerKey, OwnerPublicKey};
+use crate::hpke::{self, AadFields, HpkePurpose, HpkeSealedBox};
+use crate::id::{Kid, ObjectIdKey, ZoneId};
+use crate::keys::{KeyError, NodeEncryptionKey, NodeKeyAttestation, OwnerKey, OwnerPublicKey};
 use crate::provenance::{Confidentiality, Integrity};
 use crate::revocation::FreshnessPolicy;
 
@@ -39,6 +40,18 @@ pub enum ZoneError {
     /// Body encryption or decryption failed.
     #[error("zone body aead failed")]
     Aead,
+    /// A recipient lacks the hardware-backed keys the zone requires.
+    #[error("node {0} has no hardware-backed posture, which zone {1} requires")]
+    HardwareRequired(String, ZoneId),
+    /// The manifest holds no key for this node.
+    #[error("no wrapped key for node {0}")]
+    NotARecipient(String),
+    /// HPKE sealing or opening failed.
+    #[error("hpke")]
+    Hpke(#[source] hpke::HpkeError),
+    /// A wrapped key has the wrong length.
+    #[error("wrapped key has {0} bytes, expected 32")]
+    KeyLength(usize),
     /// The body was sealed under another zone key.
     #[error("sealed under zone key {got}, have {have}")]
     WrongKey {
@@ -59,6 +72,10 @@ impl ZoneError {
             ZoneError::Encode(_) => "encode",
             ZoneError::Aead => "aead_invalid",
             ZoneError::WrongKey { .. } => "zone.wrong_key",
+            ZoneError::HardwareRequired(..) => "zone.hardware_required",
+            ZoneError::NotARecipient(_) => "zone.not_a_recipient",
+            ZoneError::Hpke(e) => e.code(),
+            ZoneError::KeyLength(_) => "zone.bad_key_length",
         }
     }
 }
@@ -465,6 +482,149 @@ impl ZoneKey {
     }
 }
 
+/// Schema id string of zone key manifest signatures.
+pub const ZONE_KEY_MANIFEST_SCHEMA: &str = "fcp.core.ZoneKeyManifest/1.0.0";
+
+/// One key sealed to one node ([C]/[I] wrapped entry, digest §6.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrappedKey {
+    /// The node it is sealed to.
+    pub recipient: String,
+    /// When it was sealed.
+    pub issued_at: u64,
+    /// The HPKE box.
+    pub sealed: HpkeSealedBox,
+}
+
+/// Distributes a zone key and its ObjectId key to the zone's nodes (digest §6.2),
+/// each sealed with HPKE to the node's X25519 key. Owner-signed as
+/// `OwnerSigned<ZoneKeyManifest>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneKeyManifest {
+    /// Zone.
+    pub zone_id: ZoneId,
+    /// Id of the zone key.
+    #[serde(with = "serde_bytes")]
+    pub zone_key_id: [u8; 8],
+    /// Its algorithm.
+    pub algorithm: ZoneKeyAlgorithm,
+    /// Start of validity.
+    pub valid_from: u64,
+    /// End of validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<u64>,
+    /// The key this one replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub prev_zone_key_id: Option<[u8; 8]>,
+    /// Id of the ObjectId key (stable across routine rotations).
+    #[serde(with = "serde_bytes")]
+    pub object_id_key_id: [u8; 8],
+    /// The zone key, sealed to each node.
+    pub wrapped_keys: Vec<WrappedKey>,
+    /// The ObjectId key, sealed to each node.
+    pub wrapped_object_id_keys: Vec<WrappedKey>,
+}
+
+impl OwnerSignable for ZoneKeyManifest {
+    const SCHEMA: &'static str = ZONE_KEY_MANIFEST_SCHEMA;
+}
+
+/// What a zone key manifest distributes.
+pub struct ZoneKeySet<'a> {
+    /// The zone key.
+    pub zone_key: &'a ZoneKey,
+    /// The ObjectId key and its id.
+    pub object_id_key: (&'a ObjectIdKey, [u8; 8]),
+    /// Start of validity.
+    pub valid_from: u64,
+    /// End of validity.
+    pub valid_until: Option<u64>,
+    /// The key this one replaces.
+    pub prev_zone_key_id: Option<[u8; 8]>,
+}
+
+impl ZoneKeyManifest {
+    /// Seals the keys to every attested recipient. The caller has verified each
+    /// attestation; a zone that requires hardware-backed keys refuses a node whose
+    /// attestation carries no hardware posture, before anything is sealed.
+    pub fn build<R: rand_core::RngCore + rand_core::CryptoRng>(
+        rng: &mut R,
+        policy: &ZonePolicy,
+        keys: &ZoneKeySet<'_>,
+        recipients: &[&NodeKeyAttestation],
+        issued_at: u64,
+    ) -> Result<Self, ZoneError> {
+        if policy.require_hardware_keys {
+            if let Some(a) = recipients.iter().find(|a| !a.hardware_backed()) {
+                return Err(ZoneError::HardwareRequired(a.node_id.clone(), policy.zone_id.clone()));
+            }
+        }
+        let seal = |rng: &mut R, secret: &[u8; 32], purpose, a: &NodeKeyAttestation| {
+            let aad = AadFields {
+                zone_id: policy.zone_id.to_string(),
+                recipient_node_id: a.node_id.clone(),
+                purpose,
+                issued_at,
+            };
+            let pk = hpke::X25519PublicKey::from(a.encryption_key);
+            hpke::seal(rng, &pk, secret, &aad)
+                .map(|sealed| WrappedKey { recipient: a.node_id.clone(), issued_at, sealed })
+                .map_err(ZoneError::Hpke)
+        };
+        let mut wrapped_keys = Vec::with_capacity(recipients.len());
+        let mut wrapped_object_id_keys = Vec::with_capacity(recipients.len());
+        for a in recipients {
+            wrapped_keys.push(seal(rng, keys.zone_key.secret(), HpkePurpose::ZoneKey, a)?);
+            wrapped_object_id_keys.push(seal(rng, &keys.object_id_key.0 .0, HpkePurpose::ObjectIdKey, a)?);
+        }
+        Ok(ZoneKeyManifest {
+            zone_id: policy.zone_id.clone(),
+            zone_key_id: keys.zone_key.key_id,
+            algorithm: keys.zone_key.algorithm,
+            valid_from: keys.valid_from,
+            valid_until: keys.valid_until,
+            prev_zone_key_id: keys.prev_zone_key_id,
+            object_id_key_id: keys.object_id_key.1,
+            wrapped_keys,
+            wrapped_object_id_keys,
+        })
+    }
+
+    fn unwrap(
+        &self,
+        list: &[WrappedKey],
+        purpose: HpkePurpose,
+        node_id: &str,
+        key: &NodeEncryptionKey,
+    ) -> Result<Zeroizing<[u8; 32]>, ZoneError> {
+        let w =
+            list.iter().find(|w| w.recipient == node_id).ok_or_else(|| ZoneError::NotARecipient(node_id.to_owned()))?;
+        let aad = AadFields {
+            zone_id: self.zone_id.to_string(),
+            recipient_node_id: node_id.to_owned(),
+            purpose,
+            issued_at: w.issued_at,
+        };
+        let pt = hpke::open(key.as_x25519(), &w.sealed, &aad).map_err(ZoneError::Hpke)?;
+        let arr: [u8; 32] = pt.as_slice().try_into().map_err(|_| ZoneError::KeyLength(pt.len()))?;
+        Ok(Zeroizing::new(arr))
+    }
+
+    /// Opens this node's copy of the zone key.
+    pub fn open_zone_key(&self, node_id: &str, key: &NodeEncryptionKey) -> Result<ZoneKey, ZoneError> {
+        let k = self.unwrap(&self.wrapped_keys, HpkePurpose::ZoneKey, node_id, key)?;
+        Ok(ZoneKey::new(self.zone_key_id, self.algorithm, *k))
+    }
+
+    /// Opens this node's copy of the ObjectId key.
+    pub fn open_object_id_key(&self, node_id: &str, key: &NodeEncryptionKey) -> Result<ObjectIdKey, ZoneError> {
+        let k = self.unwrap(&self.wrapped_object_id_keys, HpkePurpose::ObjectIdKey, node_id, key)?;
+        Ok(ObjectIdKey(*k))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,6 +702,56 @@ mod tests {
         assert_eq!(other.open(&s, b"header").map_err(|e| e.code()).err(), Some("zone.wrong_key"));
         assert!(k.seal(&[7; 12], b"h", b"b").is_err(), "nonce length must fit the algorithm");
         assert!(!format!("{k:?}").contains("09"));
+    }
+
+    #[test]
+    fn zone_key_manifest_seals_to_attested_nodes_only() {
+        use crate::keys::{AttestationClaims, DevicePosture, NodeKeys, PostureKind};
+        let mut r = ChaCha20Rng::seed_from_u64(11);
+        let owner = OwnerKey::generate(&mut r);
+        let a = NodeKeys::generate("node-a", &mut r).expect("a");
+        let b = NodeKeys::generate("node-b", &mut r).expect("b");
+        let hw = DevicePosture {
+            kind: PostureKind::Tpm,
+            hardware_backed: true,
+            pcr_digest: None,
+            tpm_manufacturer: None,
+            verified_at: 1,
+        };
+        let att = |n: &NodeKeys, posture| {
+            NodeKeyAttestation::issue(
+                &owner,
+                AttestationClaims { node: n, tags: &[], issued_at: 0, expires_at: 100, posture },
+            )
+            .expect("att")
+        };
+        let (att_a, att_b) = (att(&a, Some(hw)), att(&b, None));
+        let zones = standard_zones();
+        let (owner_policy, work_policy) = (&zones[0].1, &zones[2].1);
+        let zk = ZoneKey::new([5; 8], ZoneKeyAlgorithm::XChaCha20Poly1305, [42; 32]);
+        let oik = ObjectIdKey([43; 32]);
+        let set = ZoneKeySet {
+            zone_key: &zk,
+            object_id_key: (&oik, [6; 8]),
+            valid_from: 0,
+            valid_until: None,
+            prev_zone_key_id: None,
+        };
+        assert_eq!(
+            ZoneKeyManifest::build(&mut r, owner_policy, &set, &[&att_a, &att_b], 10).map_err(|e| e.code()).err(),
+            Some("zone.hardware_required")
+        );
+        let m = ZoneKeyManifest::build(&mut r, work_policy, &set, &[&att_a, &att_b], 10).expect("build");
+        let signed = OwnerSigned::sign(&owner, m).expect("sign");
+        let m = signed.verify(&owner.public()).expect("verify");
+        assert_eq!(m.open_zone_key("node-b", &b.encryption).map(|k| *k.secret()).ok(), Some([42; 32]));
+        assert_eq!(m.open_object_id_key("node-a", &a.encryption).map(|k| k.0).ok(), Some([43; 32]));
+        assert_eq!(m.open_zone_key("node-a", &b.encryption).map_err(|e| e.code()).err(), Some("aead_invalid"));
+        assert_eq!(m.open_zone_key("node-c", &b.encryption).map_err(|e| e.code()).err(), Some("zone.not_a_recipient"));
+        let bytes = cbor::to_vec(&signed).expect("enc");
+        let back: OwnerSigned<ZoneKeyManifest> =
+            cbor::from_slice(&bytes, cbor::Limits::with_max_len(1 << 20)).expect("dec");
+        assert_eq!(back, signed);
     }
 
     proptest! {
