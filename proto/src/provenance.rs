@@ -6,11 +6,13 @@
 //! Labels use the [I]/[C] five-level enums (digest §7.2); the decision rule is [S]
 //! `can_invoke` (digest §7.1).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::ZoneId;
+use crate::cbor;
+use crate::id::{ObjectId, ZoneId};
+use crate::keys::{KeyError, NodeSigningKey, NodeSigningPublicKey};
 
 /// Integrity, lowest first ([I] values 0–4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -143,6 +145,104 @@ impl Evidence for NoEvidence {
     }
     fn sanitizer_clears(&self, _: &str, _: &BTreeSet<TaintFlag>) -> bool {
         false
+    }
+}
+
+/// Schema id string of sanitizer receipt signatures.
+pub const SANITIZER_RECEIPT_SCHEMA: &str = "fcp.core.SanitizerReceipt/1.0.0";
+
+/// A sanitizer's signed statement that it cleared taint flags from some inputs
+/// ([C]/[I] shape, digest §7.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SanitizerReceipt {
+    /// Receipt id, cited by [`TaintReduction::sanitizer_receipt_id`].
+    pub receipt_id: String,
+    /// When (milliseconds).
+    pub timestamp_ms: u64,
+    /// The sanitizer connector.
+    pub sanitizer_id: String,
+    /// Its zone.
+    pub sanitizer_zone: ZoneId,
+    /// The flags this sanitizer is authorised to clear.
+    pub authorized_flags: BTreeSet<TaintFlag>,
+    /// The inputs it covered.
+    pub covered_inputs: Vec<ObjectId>,
+    /// The flags it cleared (must be within `authorized_flags`).
+    pub cleared_flags: BTreeSet<TaintFlag>,
+    /// Node that executed it.
+    pub signer: String,
+    /// Node signature over the receipt without this field.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+fn without_signature(v: &impl Serialize) -> Result<Vec<u8>, KeyError> {
+    let mut v = cbor::to_value(v).map_err(|e| KeyError::Encode(e.to_string()))?;
+    if let cbor::Value::Map(m) = &mut v {
+        m.retain(|(k, _)| !matches!(k, cbor::Value::Text(t) if t == "signature"));
+    }
+    cbor::encode(&v).map_err(|e| KeyError::Encode(e.to_string()))
+}
+
+impl SanitizerReceipt {
+    /// Signs the receipt as `signer`.
+    pub fn sign(&mut self, signer_id: &str, key: &NodeSigningKey) -> Result<(), KeyError> {
+        self.signer = signer_id.to_owned();
+        self.signature.clear();
+        self.signature = key.sign_object(SANITIZER_RECEIPT_SCHEMA, &without_signature(self)?).to_vec();
+        Ok(())
+    }
+
+    /// Verifies the node signature and that it clears only authorised flags.
+    pub fn verify(&self, key: &NodeSigningPublicKey) -> Result<(), KeyError> {
+        if !self.cleared_flags.is_subset(&self.authorized_flags) {
+            return Err(KeyError::Invalid {
+                field: "cleared_flags",
+                why: "clears flags it is not authorised for".into(),
+            });
+        }
+        let sig: [u8; 64] = self.signature.as_slice().try_into().map_err(|_| KeyError::BadSignature)?;
+        key.verify_object(SANITIZER_RECEIPT_SCHEMA, &without_signature(self)?, &sig)
+    }
+}
+
+/// Evidence held by a verifier: sanitizer receipts and approvals it has verified.
+///
+/// Only verified objects go in (receipts through [`EvidenceBook::add_receipt`];
+/// approvals after the caller verified the ApprovalToken), so lookups can trust them.
+#[derive(Clone, Debug, Default)]
+pub struct EvidenceBook {
+    receipts: HashMap<String, SanitizerReceipt>,
+    approvals: HashMap<String, Vec<LabelChange>>,
+}
+
+impl EvidenceBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies and records a sanitizer receipt.
+    pub fn add_receipt(&mut self, r: SanitizerReceipt, key: &NodeSigningPublicKey) -> Result<(), KeyError> {
+        r.verify(key)?;
+        self.receipts.insert(r.receipt_id.clone(), r);
+        Ok(())
+    }
+
+    /// Records the label changes a verified ApprovalToken `id` authorises.
+    pub fn add_verified_approval(&mut self, id: &str, changes: Vec<LabelChange>) {
+        self.approvals.insert(id.to_owned(), changes);
+    }
+}
+
+impl Evidence for EvidenceBook {
+    fn approval_authorises(&self, id: &str, change: &LabelChange) -> bool {
+        self.approvals.get(id).is_some_and(|c| c.contains(change))
+    }
+
+    fn sanitizer_clears(&self, id: &str, flags: &BTreeSet<TaintFlag>) -> bool {
+        self.receipts.get(id).is_some_and(|r| flags.is_subset(&r.cleared_flags))
     }
 }
 
@@ -376,6 +476,43 @@ mod tests {
         assert_eq!(p.effective_taint(&Trusting), [TaintFlag::AiGenerated].into());
         assert_eq!(p.can_invoke(SafetyTier::Dangerous, Integrity::Private, &Trusting), TaintDecision::RequireElevation);
         assert_eq!(p.can_invoke(SafetyTier::Safe, Integrity::Owner, &Trusting), TaintDecision::Allow);
+    }
+
+    #[test]
+    fn evidence_book_trusts_only_verified_receipts() {
+        use rand_chacha::rand_core::SeedableRng;
+        let key = NodeSigningKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(2));
+        let mut r = SanitizerReceipt {
+            receipt_id: "san-1".into(),
+            timestamp_ms: 1,
+            sanitizer_id: "fcp.sanitize".into(),
+            sanitizer_zone: zone(),
+            authorized_flags: [TaintFlag::PublicInput, TaintFlag::UnverifiedLink].into(),
+            covered_inputs: vec![ObjectId([1; 32])],
+            cleared_flags: [TaintFlag::PublicInput].into(),
+            signer: String::new(),
+            signature: Vec::new(),
+        };
+        r.sign("node-a", &key).expect("sign");
+        let mut book = EvidenceBook::new();
+        let mut forged = r.clone();
+        forged.cleared_flags.insert(TaintFlag::UnverifiedLink);
+        assert_eq!(book.add_receipt(forged, &key.public()), Err(KeyError::BadSignature));
+        let mut greedy = r.clone();
+        greedy.cleared_flags.insert(TaintFlag::AiGenerated);
+        assert!(matches!(book.add_receipt(greedy, &key.public()), Err(KeyError::Invalid { .. })));
+        book.add_receipt(r, &key.public()).expect("verified");
+        let mut p = Provenance::new(zone(), Integrity::Work, Confidentiality::Work);
+        p.taint = [TaintFlag::PublicInput].into();
+        p.taint_reductions.push(TaintReduction {
+            timestamp_ms: 2,
+            clears: [TaintFlag::PublicInput].into(),
+            sanitizer_receipt_id: "san-1".into(),
+        });
+        assert!(p.effective_taint(&book).is_empty());
+        book.add_verified_approval("appr-1", vec![LabelChange::IntegrityElevated(Integrity::Owner)]);
+        assert!(Evidence::approval_authorises(&book, "appr-1", &LabelChange::IntegrityElevated(Integrity::Owner)));
+        assert!(!Evidence::approval_authorises(&book, "appr-1", &LabelChange::IntegrityElevated(Integrity::Private)));
     }
 
     proptest! {
