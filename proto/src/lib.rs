@@ -21,4 +21,5 @@ pub mod operation;
 pub mod provenance;
 pub mod revocation;
 pub mod schema;
+pub mod token;
 pub mod zone;
