@@ -205,13 +205,20 @@ impl Fields {
     }
 }
 
+/// `missing_signature` when there is none; then strict Ed25519 verification, where a
+/// key that is not a valid point (`None`) fails like a bad signature.
 fn verify_sig(
-    key: &VerifyingKey,
+    key: Option<&VerifyingKey>,
     transcript: &[u8],
     signature: Option<&[u8; SIGNATURE_LEN]>,
 ) -> Result<(), SessionError> {
     let sig = signature.ok_or(Misbehavior::MissingSignature)?;
+    let key = key.ok_or(Misbehavior::InvalidSignature)?;
     key.verify_strict(transcript, &Signature::from_bytes(sig)).map_err(|_| Misbehavior::InvalidSignature.into())
+}
+
+fn parse_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    VerifyingKey::from_bytes(bytes).ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -331,7 +338,13 @@ impl MeshSessionHello {
 
     /// `missing_signature`, then `invalid_signature` ([I] `MeshSessionHello::verify`).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), SessionError> {
-        verify_sig(key, &self.transcript(), self.signature.as_ref())
+        verify_sig(Some(key), &self.transcript(), self.signature.as_ref())
+    }
+
+    /// [`MeshSessionHello::verify`] with the key as 32 bytes; bytes that are not a
+    /// valid Ed25519 point fail as `invalid_signature`.
+    pub fn verify_with_key_bytes(&self, key: &[u8; 32]) -> Result<(), SessionError> {
+        verify_sig(parse_key(key).as_ref(), &self.transcript(), self.signature.as_ref())
     }
 }
 
@@ -448,6 +461,16 @@ impl MeshSessionAck {
     /// Reads only `from`, `to`, `suites`, `eph_pubkey` and `nonce` of the hello, and does
     /// not depend on the hello's own signature.
     pub fn verify(&self, hello: &MeshSessionHello, key: &VerifyingKey) -> Result<(), SessionError> {
+        self.verify_inner(hello, Some(key))
+    }
+
+    /// [`MeshSessionAck::verify`] with the key as 32 bytes; bytes that are not a valid
+    /// Ed25519 point fail as `invalid_signature`.
+    pub fn verify_with_key_bytes(&self, hello: &MeshSessionHello, key: &[u8; 32]) -> Result<(), SessionError> {
+        self.verify_inner(hello, parse_key(key).as_ref())
+    }
+
+    fn verify_inner(&self, hello: &MeshSessionHello, key: Option<&VerifyingKey>) -> Result<(), SessionError> {
         if self.from != hello.to || self.to != hello.from {
             return Err(Misbehavior::PeerMismatch.into());
         }
