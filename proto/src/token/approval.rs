@@ -50,8 +50,13 @@ pub struct ApprovalToken {
 }
 
 /// The closed set of things an approval can approve ([I] `ApprovalScope`).
+///
+/// On the wire the scope is one map, internally tagged by `type` (`elevation`,
+/// `declassification` or `execution`). It goes through [`ScopeWire`] rather than serde's
+/// internal tagging, whose buffering would hide the binary format from ObjectId and
+/// turn its bstr into text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(try_from = "ScopeWire", into = "ScopeWire")]
 pub enum ApprovalScope {
     /// Raise integrity for one operation.
     Elevation(ElevationScope),
@@ -62,8 +67,7 @@ pub enum ApprovalScope {
 }
 
 /// Elevation scope.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElevationScope {
     /// The operation being elevated.
     pub operation_id: String,
@@ -74,8 +78,7 @@ pub struct ElevationScope {
 }
 
 /// Declassification scope.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeclassificationScope {
     /// Where the data comes from.
     pub from_zone: ZoneId,
@@ -88,22 +91,164 @@ pub struct DeclassificationScope {
 }
 
 /// Execution scope: "allow this exact invocation".
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ExecutionScope {
     /// The connector invoked.
     pub connector_id: String,
     /// Anchored glob over the operation id: `*` and `?` only, ASCII, ≤ 128 bytes.
     pub method_pattern: String,
     /// The one request approved; required by [`verify_approval`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_object_id: Option<ObjectId>,
     /// Hash of the approved input (bstr).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub input_hash: Option<[u8; 32]>,
-    /// Constraints on the input; required when `input_hash` is absent.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Constraints on the input; required when `input_hash` is absent (omitted when empty).
     pub input_constraints: Vec<InputConstraint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ScopeKind {
+    Elevation,
+    Declassification,
+    Execution,
+}
+
+/// The flat wire map of a scope: the `type` tag plus the fields of every variant.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeWire {
+    #[serde(rename = "type")]
+    kind: ScopeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    original_provenance_id: Option<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_integrity: Option<Integrity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from_zone: Option<ZoneId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_zone: Option<ZoneId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object_ids: Option<Vec<ObjectId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_confidentiality: Option<Confidentiality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connector_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method_pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_object_id: Option<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    input_hash: Option<[u8; 32]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_constraints: Option<Vec<InputConstraint>>,
+}
+
+impl ScopeWire {
+    fn empty(kind: ScopeKind) -> Self {
+        ScopeWire {
+            kind,
+            operation_id: None,
+            original_provenance_id: None,
+            target_integrity: None,
+            from_zone: None,
+            to_zone: None,
+            object_ids: None,
+            target_confidentiality: None,
+            connector_id: None,
+            method_pattern: None,
+            request_object_id: None,
+            input_hash: None,
+            input_constraints: None,
+        }
+    }
+
+    /// Names of the fields present, for the "not allowed for this type" check.
+    fn present(&self) -> [(&'static str, bool); 12] {
+        [
+            ("operation_id", self.operation_id.is_some()),
+            ("original_provenance_id", self.original_provenance_id.is_some()),
+            ("target_integrity", self.target_integrity.is_some()),
+            ("from_zone", self.from_zone.is_some()),
+            ("to_zone", self.to_zone.is_some()),
+            ("object_ids", self.object_ids.is_some()),
+            ("target_confidentiality", self.target_confidentiality.is_some()),
+            ("connector_id", self.connector_id.is_some()),
+            ("method_pattern", self.method_pattern.is_some()),
+            ("request_object_id", self.request_object_id.is_some()),
+            ("input_hash", self.input_hash.is_some()),
+            ("input_constraints", self.input_constraints.is_some()),
+        ]
+    }
+}
+
+fn required<T>(v: Option<T>, field: &str) -> Result<T, String> {
+    v.ok_or_else(|| format!("scope has no {field}"))
+}
+
+impl TryFrom<ScopeWire> for ApprovalScope {
+    type Error = String;
+    fn try_from(w: ScopeWire) -> Result<Self, String> {
+        let allowed: &[&str] = match w.kind {
+            ScopeKind::Elevation => &["operation_id", "original_provenance_id", "target_integrity"],
+            ScopeKind::Declassification => &["from_zone", "to_zone", "object_ids", "target_confidentiality"],
+            ScopeKind::Execution => {
+                &["connector_id", "method_pattern", "request_object_id", "input_hash", "input_constraints"]
+            }
+        };
+        if let Some((name, _)) = w.present().into_iter().find(|(name, present)| *present && !allowed.contains(name)) {
+            return Err(format!("field {name} is not part of a {:?} scope", w.kind));
+        }
+        Ok(match w.kind {
+            ScopeKind::Elevation => ApprovalScope::Elevation(ElevationScope {
+                operation_id: required(w.operation_id, "operation_id")?,
+                original_provenance_id: required(w.original_provenance_id, "original_provenance_id")?,
+                target_integrity: required(w.target_integrity, "target_integrity")?,
+            }),
+            ScopeKind::Declassification => ApprovalScope::Declassification(DeclassificationScope {
+                from_zone: required(w.from_zone, "from_zone")?,
+                to_zone: required(w.to_zone, "to_zone")?,
+                object_ids: required(w.object_ids, "object_ids")?,
+                target_confidentiality: required(w.target_confidentiality, "target_confidentiality")?,
+            }),
+            ScopeKind::Execution => ApprovalScope::Execution(ExecutionScope {
+                connector_id: required(w.connector_id, "connector_id")?,
+                method_pattern: required(w.method_pattern, "method_pattern")?,
+                request_object_id: w.request_object_id,
+                input_hash: w.input_hash,
+                input_constraints: w.input_constraints.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+impl From<ApprovalScope> for ScopeWire {
+    fn from(s: ApprovalScope) -> Self {
+        match s {
+            ApprovalScope::Elevation(e) => ScopeWire {
+                operation_id: Some(e.operation_id),
+                original_provenance_id: Some(e.original_provenance_id),
+                target_integrity: Some(e.target_integrity),
+                ..ScopeWire::empty(ScopeKind::Elevation)
+            },
+            ApprovalScope::Declassification(d) => ScopeWire {
+                from_zone: Some(d.from_zone),
+                to_zone: Some(d.to_zone),
+                object_ids: Some(d.object_ids),
+                target_confidentiality: Some(d.target_confidentiality),
+                ..ScopeWire::empty(ScopeKind::Declassification)
+            },
+            ApprovalScope::Execution(x) => ScopeWire {
+                connector_id: Some(x.connector_id),
+                method_pattern: Some(x.method_pattern),
+                request_object_id: x.request_object_id,
+                input_hash: x.input_hash,
+                input_constraints: (!x.input_constraints.is_empty()).then_some(x.input_constraints),
+                ..ScopeWire::empty(ScopeKind::Execution)
+            },
+        }
+    }
 }
 
 /// One input constraint: the value at an RFC 6901 JSON Pointer must equal `expected`.
@@ -358,4 +503,191 @@ pub fn verify_approval(
         return Err(TokenError::ApprovalReplayed { token_id: token.token_id.clone() });
     }
     Ok(VerifiedApproval(token.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(z: &str) -> ZoneId {
+        ZoneId::new(z).expect("zone")
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[21; 32])
+    }
+
+    fn execution(request: ObjectId) -> ApprovalToken {
+        let mut t = ApprovalToken {
+            token_id: "approval-1".into(),
+            issued_at_ms: 1_000_000,
+            expires_at_ms: 1_000_000 + DEFAULT_APPROVAL_TTL_MS,
+            issuer: "node:owner".into(),
+            scope: ApprovalScope::Execution(ExecutionScope {
+                connector_id: "fcp.stripe".into(),
+                method_pattern: "payments.*".into(),
+                request_object_id: Some(request),
+                input_hash: Some([0x44; 32]),
+                input_constraints: vec![InputConstraint {
+                    pointer: "/amount".into(),
+                    expected: serde_json::json!(1200),
+                }],
+            }),
+            zone_id: zone("z:private"),
+            signature: None,
+        };
+        t.sign(&key()).expect("signs");
+        t
+    }
+
+    fn verify(
+        t: &ApprovalToken,
+        now_ms: u64,
+        request: &ObjectId,
+        ledger: &mut BTreeSet<String>,
+    ) -> Result<(), &'static str> {
+        let z = zone("z:private");
+        let ctx = ApprovalContext::new(now_ms, &z, request, "fcp.stripe", "payments.create");
+        verify_approval(t, &key().verifying_key(), &ctx, ledger).map(|_| ()).map_err(|e| e.code())
+    }
+
+    #[test]
+    fn execution_approval_is_single_use_and_request_bound() {
+        let req = ObjectId([7; 32]);
+        let t = execution(req);
+        let mut ledger = BTreeSet::new();
+        assert_eq!(verify(&t, 1_000_000, &ObjectId([8; 32]), &mut ledger), Err("approval_request_mismatch"));
+        assert!(ledger.is_empty(), "refused approvals are not recorded");
+        assert_eq!(verify(&t, 1_000_000, &req, &mut ledger), Ok(()));
+        assert_eq!(verify(&t, 1_000_001, &req, &mut ledger), Err("approval_replayed"));
+    }
+
+    #[test]
+    fn time_ttl_zone_and_signature() {
+        let req = ObjectId([7; 32]);
+        let t = execution(req);
+        let fresh = || BTreeSet::new();
+        assert_eq!(verify(&t, 999_999, &req, &mut fresh()), Err("approval_not_yet_valid"));
+        assert_eq!(verify(&t, t.expires_at_ms - 1, &req, &mut fresh()), Ok(()));
+        assert_eq!(verify(&t, t.expires_at_ms, &req, &mut fresh()), Err("approval_expired"));
+        let mut long = t.clone();
+        long.expires_at_ms += 1;
+        long.sign(&key()).expect("signs");
+        assert_eq!(verify(&long, 1_000_000, &req, &mut fresh()), Err("approval_ttl_exceeded"));
+        let mut backwards = t.clone();
+        backwards.expires_at_ms = backwards.issued_at_ms - 1;
+        backwards.sign(&key()).expect("signs");
+        assert_eq!(verify(&backwards, 1_000_000, &req, &mut fresh()), Err("approval_ttl_exceeded"));
+        let mut other_zone = t.clone();
+        other_zone.zone_id = zone("z:work");
+        other_zone.sign(&key()).expect("signs");
+        assert_eq!(verify(&other_zone, 1_000_000, &req, &mut fresh()), Err("approval_zone_mismatch"));
+        let mut tampered = t.clone();
+        tampered.issuer = "node:mallory".into();
+        assert_eq!(verify(&tampered, 1_000_000, &req, &mut fresh()), Err("approval_signature_invalid"));
+        let mut unsigned = t.clone();
+        unsigned.signature = None;
+        assert_eq!(verify(&unsigned, 1_000_000, &req, &mut fresh()), Err("approval_signature_invalid"));
+    }
+
+    #[test]
+    fn scopes_bind_to_the_invocation() {
+        let req = ObjectId([7; 32]);
+        let resign = |scope: ApprovalScope| {
+            let mut t = execution(req);
+            t.scope = scope;
+            t.sign(&key()).expect("signs");
+            t
+        };
+        let exec = |f: fn(&mut ExecutionScope)| {
+            let ApprovalScope::Execution(mut s) = execution(req).scope else { unreachable!("execution scope") };
+            f(&mut s);
+            resign(ApprovalScope::Execution(s))
+        };
+        let v = |t: &ApprovalToken| verify(t, 1_000_000, &req, &mut BTreeSet::new());
+        assert_eq!(v(&exec(|s| s.connector_id = "fcp.other".into())), Err("approval_scope_mismatch"));
+        assert_eq!(v(&exec(|s| s.method_pattern = "refunds.*".into())), Err("approval_scope_mismatch"));
+        assert_eq!(v(&exec(|s| s.request_object_id = None)), Err("approval_request_mismatch"));
+        assert_eq!(
+            v(&exec(|s| {
+                s.input_hash = None;
+                s.input_constraints.clear();
+            })),
+            Err("approval_scope_invalid")
+        );
+        assert_eq!(v(&exec(|s| s.input_constraints[0].pointer = "amount".into())), Err("approval_scope_invalid"));
+        let declass = |ids: Vec<ObjectId>| {
+            resign(ApprovalScope::Declassification(DeclassificationScope {
+                from_zone: zone("z:private"),
+                to_zone: zone("z:work"),
+                object_ids: ids,
+                target_confidentiality: Confidentiality::Work,
+            }))
+        };
+        assert_eq!(v(&declass(vec![ObjectId([1; 32]), req])), Ok(()));
+        assert_eq!(v(&declass(vec![ObjectId([1; 32])])), Err("approval_request_mismatch"));
+        let elevate = |op: &str| {
+            resign(ApprovalScope::Elevation(ElevationScope {
+                operation_id: op.into(),
+                original_provenance_id: ObjectId([2; 32]),
+                target_integrity: Integrity::Work,
+            }))
+        };
+        assert_eq!(v(&elevate("payments.create")), Ok(()));
+        assert_eq!(v(&elevate("payments.refund")), Err("approval_scope_mismatch"));
+    }
+
+    #[test]
+    fn wire_shape_is_internally_tagged_and_signature_free_when_signing() {
+        let t = execution(ObjectId([7; 32]));
+        let v = cbor::to_value(&t).expect("cbor");
+        let scope = v.get("scope").expect("scope");
+        assert_eq!(scope.get("type"), Some(&Value::text("execution")));
+        assert_eq!(scope.get("input_hash"), Some(&Value::bytes([0x44; 32])));
+        assert!(matches!(v.get("signature"), Some(Value::Bytes(b)) if b.len() == 64));
+        let body = t.signable_bytes().expect("bytes");
+        assert_eq!(&body[..12], b"FCP2-SIGN-V1");
+        assert_eq!(&body[12..20], &crate::schema::schema_hash8(APPROVAL_TOKEN_SCHEMA));
+        let unsigned = cbor::decode(&body[20..], cbor::Limits::CANONICAL).expect("canonical");
+        assert_eq!(unsigned.get("signature"), None);
+        let bytes = cbor::to_vec(&t).expect("encodes");
+        let back: ApprovalToken = cbor::from_slice(&bytes, cbor::Limits::CANONICAL).expect("decodes");
+        assert_eq!(back, t);
+        let json = serde_json::to_value(&t).expect("json");
+        assert_eq!(json["scope"]["type"], "execution");
+        assert_eq!(json["scope"]["request_object_id"], hex::encode([7u8; 32]));
+        let back: ApprovalToken = serde_json::from_value(json).expect("json decodes");
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn scope_fields_must_belong_to_the_type() {
+        let mut json = serde_json::to_value(execution(ObjectId([7; 32]))).expect("json");
+        json["scope"]["to_zone"] = serde_json::json!("z:work");
+        assert!(serde_json::from_value::<ApprovalToken>(json.clone()).is_err(), "declassification field in execution");
+        json["scope"]["type"] = serde_json::json!("declassification");
+        assert!(serde_json::from_value::<ApprovalToken>(json).is_err(), "execution fields in declassification");
+    }
+
+    #[test]
+    fn method_patterns_are_anchored_globs() {
+        for (p, m, ok) in [
+            ("payments.create", "payments.create", true),
+            ("payments.*", "payments.create", true),
+            ("payments.*", "payments.", true),
+            ("payments.*", "refunds.create", false),
+            ("*.create", "payments.create", true),
+            ("pay?ents.create", "payments.create", true),
+            ("pay?ents.create", "paments.create", false),
+            ("*a*b*c", "xxaybzzc", true),
+            ("*a*b*c", "xxaybzzcd", false),
+            ("payments", "payments.create", false),
+            ("", "", true),
+            ("*", "", true),
+        ] {
+            assert_eq!(method_pattern_matches(p, m), ok, "{p} vs {m}");
+        }
+        assert!(!method_pattern_matches(&"*".repeat(129), "x"));
+        assert!(!method_pattern_matches("é*", "é"));
+    }
 }

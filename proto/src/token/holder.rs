@@ -110,3 +110,69 @@ mod hex_or_bytes {
         bytes.as_slice().try_into().map_err(|_| serde::de::Error::invalid_length(bytes.len(), &"64 bytes"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn claims(holder: &str, jti: &[u8]) -> CapabilityClaims {
+        CapabilityClaims { holder_node: Some(holder.into()), cti: Some(jti.to_vec()), ..CapabilityClaims::default() }
+    }
+
+    #[test]
+    fn layout_is_length_prefixed() {
+        let b = holder_proof_bytes("req_123", "op.test", b"jti_abc").expect("bytes");
+        let mut want = b"FCP2-HOLDER-PROOF-V1".to_vec();
+        for part in [&b"req_123"[..], b"op.test", b"jti_abc"] {
+            want.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            want.extend_from_slice(part);
+        }
+        assert_eq!(b, want);
+        // Shifting bytes between fields changes the preimage.
+        assert_ne!(holder_proof_bytes("ab", "c", b"").expect("b"), holder_proof_bytes("a", "bc", b"").expect("b"));
+        assert_eq!(holder_proof_bytes("", "", b"").expect("b").len(), HOLDER_PROOF_DOMAIN.len() + 12);
+    }
+
+    #[test]
+    fn proof_binds_holder_request_operation_and_jti() {
+        let sk = SigningKey::from_bytes(&[5; 32]);
+        let pk = sk.verifying_key();
+        let proof = HolderProof::sign(&sk, "node:laptop", "req-1", "discord.send", b"jti-1").expect("signs");
+        proof.verify_for(&claims("node:laptop", b"jti-1"), &pk, "req-1", "discord.send").expect("verifies");
+        let code = |c: &CapabilityClaims, req: &str, op: &str| proof.verify_for(c, &pk, req, op).map_err(|e| e.code());
+        assert_eq!(code(&claims("node:laptop", b"jti-1"), "req-2", "discord.send"), Err("holder_proof_invalid"));
+        assert_eq!(code(&claims("node:laptop", b"jti-1"), "req-1", "discord.read"), Err("holder_proof_invalid"));
+        assert_eq!(code(&claims("node:laptop", b"jti-2"), "req-1", "discord.send"), Err("holder_proof_invalid"));
+        assert_eq!(code(&claims("node:phone", b"jti-1"), "req-1", "discord.send"), Err("holder_mismatch"));
+        assert_eq!(code(&CapabilityClaims::default(), "req-1", "discord.send"), Err("missing_claim"));
+        let other = SigningKey::from_bytes(&[6; 32]).verifying_key();
+        assert_eq!(
+            proof.verify(&other, "req-1", "discord.send", b"jti-1").map_err(|e| e.code()),
+            Err("holder_proof_invalid")
+        );
+    }
+
+    #[test]
+    fn signature_is_bytes_in_cbor_and_hex_in_json() {
+        let proof = HolderProof { signature: [0xab; 64], holder_node: "node:a".into() };
+        let v = crate::cbor::to_value(&proof).expect("cbor");
+        assert_eq!(v.get("signature"), Some(&crate::cbor::Value::bytes([0xab; 64])));
+        let json = serde_json::to_value(&proof).expect("json");
+        assert_eq!(json["signature"], "ab".repeat(64));
+        let back: HolderProof = serde_json::from_value(json).expect("back");
+        assert_eq!(back, proof);
+    }
+
+    proptest! {
+        #[test]
+        fn sign_verify_and_flip(req in "[ -~]{0,20}", op in "[a-z._]{0,20}", jti in proptest::collection::vec(any::<u8>(), 0..20),
+                                bit in 0usize..512) {
+            let sk = SigningKey::from_bytes(&[8; 32]);
+            let mut proof = HolderProof::sign(&sk, "node:x", &req, &op, &jti).expect("signs");
+            proof.verify(&sk.verifying_key(), &req, &op, &jti).expect("verifies");
+            proof.signature[bit / 8] ^= 1 << (bit % 8);
+            prop_assert_eq!(proof.verify(&sk.verifying_key(), &req, &op, &jti).map_err(|e| e.code()), Err("holder_proof_invalid"));
+        }
+    }
+}
