@@ -22,6 +22,8 @@ use zeroize::Zeroizing;
 
 use crate::cbor::{self, Value};
 
+/// The rand_core that [`seal`]'s RNG bound comes from.
+pub use rand_core;
 pub use x25519_dalek::{PublicKey as X25519PublicKey, StaticSecret as X25519SecretKey};
 
 /// HPKE `info` for every FCP box ([I] only; [S] does not name one, digest §6.3).
