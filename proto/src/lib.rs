@@ -10,6 +10,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod audit;
+pub mod capability;
 pub mod cbor;
 pub mod conformance;
 pub mod decision;
