@@ -471,11 +471,10 @@ impl Reader {
         let snapshot_every_bytes = self.opt(t, p, "snapshot_every_bytes", Self::u64v);
         let mut ok = true;
         match model {
-            Some(StateModel::Crdt) => {
-                if crdt_type == Some(None) {
-                    ok &= self.reject(&join(p, "crdt_type"), "required when model = \"crdt\"");
-                }
+            Some(StateModel::Crdt) if crdt_type == Some(None) => {
+                ok &= self.reject(&join(p, "crdt_type"), "required when model = \"crdt\"");
             }
+            Some(StateModel::Crdt) | None => {}
             Some(_) => {
                 for key in ["crdt_type", "snapshot_every_updates", "snapshot_every_bytes"] {
                     if t.contains_key(key) {
@@ -483,7 +482,6 @@ impl Reader {
                     }
                 }
             }
-            None => {}
         }
         if !ok {
             return None;

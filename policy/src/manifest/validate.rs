@@ -237,3 +237,514 @@ fn declared_hash(root: &Table) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::tests::{fixed, violations, BASE};
+    use super::super::{compute_interface, fix_interface_hash, Manifest};
+
+    /// `BASE` with one edit, its hash fixed when the descriptor still builds.
+    fn broken(old: &str, new: &str) -> Vec<(&'static str, String)> {
+        assert!(BASE.contains(old), "fixture lacks {old:?}");
+        let text = BASE.replacen(old, new, 1);
+        let text = fix_interface_hash(&text).unwrap_or(text);
+        violations(&text)
+    }
+
+    fn one(code: &'static str, path: &str) -> Vec<(&'static str, String)> {
+        vec![(code, path.to_owned())]
+    }
+
+    const READ: &str = "provides.operations.\"sample.read\"";
+    const WRITE: &str = "provides.operations.\"sample.write\"";
+
+    #[test]
+    fn syntax_errors_stop_everything() {
+        assert_eq!(violations("a = 1\na = 2\n"), one("toml_syntax", ""));
+        assert_eq!(violations("[x\n"), one("toml_syntax", ""));
+        assert_eq!(violations(&"[".repeat(200)), one("toml_syntax", ""));
+    }
+
+    #[test]
+    fn unknown_keys_everywhere_but_ai_hints_and_rate_limit_tables() {
+        assert_eq!(broken("status = ", "homepage = \"x\"\nstatus = "), one("unknown_key", "connector.homepage"));
+        assert_eq!(broken("[event_caps]", "[extra]\nx = 1\n\n[event_caps]"), one("unknown_key", "extra"));
+        assert_eq!(
+            broken("require_sni = true", "require_sni = true\nproxy = \"x\""),
+            one("unknown_key", &format!("{READ}.network_constraints.proxy"))
+        );
+        assert_eq!(
+            broken("[[rate_limits.pools]]", "[[rate_limits.pools]]\nweight = 1"),
+            one("unknown_key", "rate_limits.pools[0].weight")
+        );
+        assert_eq!(
+            broken("kid = \"a\",", "kid = \"a\", alg = \"x\","),
+            one("unknown_key", "signatures.publisher_signatures[0].alg")
+        );
+        // Ignored keys must still hold readable values.
+        assert_eq!(
+            broken("future_key = {", "huge = 1e999\nfuture_key = {"),
+            one("bad_value", &format!("{READ}.ai_hints.huge"))
+        );
+        assert_eq!(
+            broken("note = \"ignored\"", "note = 18446744073709551616"),
+            one("bad_value", &format!("{WRITE}.rate_limit.note"))
+        );
+    }
+
+    #[test]
+    fn missing_keys() {
+        assert_eq!(
+            broken("require_sni = true\n", ""),
+            one("missing_key", &format!("{READ}.network_constraints.require_sni"))
+        );
+        assert_eq!(broken("when_to_use = \"\"\n", ""), one("missing_key", &format!("{READ}.ai_hints.when_to_use")));
+        assert_eq!(broken("replay = false\n", ""), one("missing_key", "event_caps.replay"));
+        assert_eq!(broken("sig = \"base64:YmF6\" }", "}"), one("missing_key", "signatures.registry_signature.sig"));
+        assert_eq!(broken("requests = 100\n", ""), one("missing_key", "rate_limits.pools[0].requests"));
+        assert_eq!(
+            broken("[sandbox]", "[sandboxes]"),
+            vec![("missing_key", "sandbox".to_owned()), ("unknown_key", "sandboxes".to_owned())]
+        );
+        let no_ops = "[manifest]\n[connector]\n[zones]\n[capabilities]\n[provides.operations]\n[sandbox]\n";
+        let v = violations(no_ops);
+        assert!(v.contains(&("missing_key", "provides.operations".to_owned())), "{v:?}");
+        assert!(v.contains(&("missing_key", "manifest.interface_hash".to_owned())), "{v:?}");
+        assert!(v.contains(&("system_exec_not_forbidden", "capabilities.forbidden".to_owned())), "{v:?}");
+        assert!(!v.iter().any(|(c, _)| *c == "interface_hash_mismatch"), "{v:?}");
+    }
+
+    #[test]
+    fn bad_values_of_every_kind() {
+        let nc = format!("{READ}.network_constraints");
+        for (old, new, path) in [
+            ("port_allow = [8443, 443, 443]", "port_allow = [8443, 65536]", format!("{nc}.port_allow[1]")),
+            ("port_allow = [8443, 443, 443]", "port_allow = []", format!("{nc}.port_allow")),
+            ("port_allow = [8443, 443, 443]", "port_allow = [\"443\"]", format!("{nc}.port_allow[0]")),
+            ("dns_max_ips = 0\nmax", "dns_max_ips = 65536\nmax", format!("{nc}.dns_max_ips")),
+            ("max_redirects = 0", "max_redirects = 256", format!("{nc}.max_redirects")),
+            (
+                "total_timeout_ms = 5000",
+                "total_timeout_ms = 5000\nmax_response_bytes = 0",
+                format!("{nc}.max_response_bytes"),
+            ),
+            ("\"api.sample.com\", \"*.sample.com\"", "\"API.sample.com\"", format!("{nc}.host_allow[0]")),
+            ("\"api.sample.com\", \"*.sample.com\"", "\"10.0.0.1\"", format!("{nc}.host_allow[0]")),
+            ("\"api.sample.com\", \"*.sample.com\"", "\"*.com\"", format!("{nc}.host_allow[0]")),
+            ("\"api.sample.com\", \"*.sample.com\"", "\"localhost\"", format!("{nc}.host_allow[0]")),
+            (
+                "host_allow = [\"api.sample.com\", \"*.sample.com\", \"api.sample.com\"]",
+                "host_allow = []",
+                format!("{nc}.host_allow"),
+            ),
+            ("\"10.0.0.1/8\"", "\"10.0.0.1\"", format!("{nc}.cidr_deny[0]")),
+            ("\"10.0.0.2\"", "\"10.0.0.02\"", format!("{nc}.ip_allow[1]")),
+            ("\"base64:YmFy\"", "\"base64:Zm9\"", format!("{nc}.spki_pins[0]")),
+            ("\"base64:YmFy\"", "\"base64:YmF=\"", String::new()),
+            ("rate_limit = \"60/min\"", "rate_limit = \"60/week\"", format!("{READ}.rate_limit")),
+            ("rate_limit = \"60/min\"", "rate_limit = \"0/min\"", format!("{READ}.rate_limit")),
+            ("rate_limit = \"60/min\"", "rate_limit = 60", format!("{READ}.rate_limit")),
+            ("per_ms = 1000, ", "", format!("{WRITE}.rate_limit.per_ms")),
+            ("pool_name = \"writes.v1\"", "pool_name = \"a b\"", format!("{WRITE}.rate_limit.pool_name")),
+            ("scope = \"per_zone\"", "scope = \"per_planet\"", format!("{WRITE}.rate_limit.scope")),
+            ("risk_level = \"low\"", "risk_level = \"tiny\"", format!("{READ}.risk_level")),
+            ("description = \"Read things\"", "description = \"  \"", format!("{READ}.description")),
+            ("memory_mb = 0", "memory_mb = -1", "sandbox.memory_mb".to_owned()),
+            ("memory_mb = 0", "memory_mb = \"64\"", "sandbox.memory_mb".to_owned()),
+            ("cpu_percent = 150", "cpu_percent = 0", "sandbox.cpu_percent".to_owned()),
+            ("cpu_percent = 150", "cpu_percent = 256", "sandbox.cpu_percent".to_owned()),
+            ("profile = \"strict\"", "profile = \"lax\"", "sandbox.profile".to_owned()),
+            ("deny_exec = false", "deny_exec = 0", "sandbox.deny_exec".to_owned()),
+            ("max_datagram_bytes = 1200", "max_datagram_bytes = 0", "manifest.max_datagram_bytes".to_owned()),
+            ("schema_version = \"2.1\"", "schema_version = \"3.0\"", "manifest.schema_version".to_owned()),
+            ("schema_version = \"2.1\"", "schema_version = \"2.x\"", "manifest.schema_version".to_owned()),
+            ("min_protocol = \"fcp2-sym/2.0\"", "min_protocol = \"/2.0\"", "manifest.min_protocol".to_owned()),
+            ("min_protocol = \"fcp2-sym/2.0\"", "min_protocol = \"fcp2-sym/2\"", "manifest.min_protocol".to_owned()),
+            ("format = \"fcp-connector-manifest\"", "format = \"fcp-manifest\"", "manifest.format".to_owned()),
+            ("[\"fcps.aead.xchacha20poly1305\", ", "[\"Fcps\", ", "manifest.protocol_features[0]".to_owned()),
+            ("name = \"Sample\"", "name = \" \"", "connector.name".to_owned()),
+            ("id = \"fcp.sample\"", "id = \"FCP.sample\"", "connector.id".to_owned()),
+            ("format = \"native\"", "format = \"elf\"", "connector.format".to_owned()),
+            (
+                "archetypes = [\"operational\", \"bidirectional\", \"operational\"]",
+                "archetypes = []",
+                "connector.archetypes".to_owned(),
+            ),
+            ("home = \"z:work\"", "home = \"z:Work\"", "zones.home".to_owned()),
+            ("\"z:project:*\"", "\"z:*\"", "zones.allowed_sources[1]".to_owned()),
+            ("forbidden = [\"z:public\"]", "forbidden = [\"z:project:*\"]", "zones.forbidden[0]".to_owned()),
+            ("migration_hint = \"init\"", "crdt_type = \"or_set\"", "connector.state.crdt_type".to_owned()),
+            ("model = \"singleton_writer\"", "model = \"crdt\"", "connector.state.crdt_type".to_owned()),
+            ("min_buffer_events = 10", "min_buffer_events = 0", "event_caps.min_buffer_events".to_owned()),
+            ("topic = \"changes\"", "topic = \"\"", "provides.events.\"sample.changed\".topic".to_owned()),
+            ("requests = 100", "requests = 0", "rate_limits.pools[0].requests".to_owned()),
+            ("window_ms = 60000", "window_ms = 86400001", "rate_limits.pools[0].window_ms".to_owned()),
+            ("unit = \"requests\"", "unit = \"calls\"", "rate_limits.pools[0].unit".to_owned()),
+            (
+                "\"no.such.operation\" = [\"reads\"]",
+                "\"no.such.operation\" = [\"writes\"]",
+                "rate_limits.operation_pools.\"no.such.operation\"[0]".to_owned(),
+            ),
+            (
+                "\"no.such.operation\" = [\"reads\"]",
+                "\"no.such.operation\" = [\"reads\", \"reads\"]",
+                "rate_limits.operation_pools.\"no.such.operation\"[1]".to_owned(),
+            ),
+            (
+                "\"no.such.operation\" = [\"reads\"]",
+                "\"no.such.operation\" = []",
+                "rate_limits.operation_pools.\"no.such.operation\"".to_owned(),
+            ),
+            (
+                "publisher_threshold = \"+1-of-02\"",
+                "publisher_threshold = \"3-of-2\"",
+                "signatures.publisher_threshold".to_owned(),
+            ),
+            (
+                "publisher_threshold = \"+1-of-02\"",
+                "publisher_threshold = \"3-of-3\"",
+                "signatures.publisher_threshold".to_owned(),
+            ),
+            (
+                "publisher_threshold = \"+1-of-02\"",
+                "publisher_threshold = \"1-of-256\"",
+                "signatures.publisher_threshold".to_owned(),
+            ),
+            ("publisher_threshold = \"+1-of-02\"\n", "", "signatures.publisher_threshold".to_owned()),
+            ("kid = \"b\"", "kid = \"a\"", "signatures.publisher_signatures[1].kid".to_owned()),
+            (
+                "transparency_log_entry = \"ABAB",
+                "transparency_log_entry = \"AB",
+                "signatures.transparency_log_entry".to_owned(),
+            ),
+            (
+                "require_attestation_types = [\"code-review\"]",
+                "require_attestation_types = [\"fuzzing\"]",
+                "policy.require_attestation_types[0]".to_owned(),
+            ),
+            ("min_slsa_level = 4", "min_slsa_level = 5", "policy.min_slsa_level".to_owned()),
+            ("description_scan = \"block\"", "description_scan = \"loud\"", "security.description_scan".to_owned()),
+            ("max_tool_rounds = 0", "timeout_secs = 0", "sampling.timeout_secs".to_owned()),
+            ("cold_start_max_ms = 250", "cold_start_max_ms = -1", "performance_budget.cold_start_max_ms".to_owned()),
+            ("cold_start_max_ms = 250", "cold_start_max_ms = nan", "performance_budget.cold_start_max_ms".to_owned()),
+            ("input_schema = \"free text\"", "input_schema = 99999999999999999999", format!("{WRITE}.input_schema")),
+        ] {
+            let got = broken(old, new);
+            if path.is_empty() {
+                // Only the code is pinned: the path is a detail of the rule.
+                assert_eq!(got.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["bad_value"], "{new}: {got:?}");
+            } else {
+                assert_eq!(got, one("bad_value", &path), "{old} -> {new}");
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_singleton_flag_conflicts_with_another_model() {
+        let text = BASE
+            .replacen("status = \"experimental\"", "status = \"experimental\"\nsingleton_writer = true", 1)
+            .replacen("model = \"singleton_writer\"", "model = \"stateless\"", 1);
+        // The state model cannot be decided, so no descriptor and no mismatch either.
+        assert_eq!(violations(&text), one("bad_value", "connector.singleton_writer"));
+        assert_eq!(fix_interface_hash(&text).map_err(|e| e.codes()), Err(vec!["bad_value"]));
+    }
+
+    #[test]
+    fn transparency_log_and_attestations() {
+        assert_eq!(
+            broken(
+                "transparency_log_entry = \"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB\"\n",
+                ""
+            ),
+            one("bad_value", "signatures.transparency_log_entry")
+        );
+        let dup = "{ type = \"code-review\", object_id = \"2222222222222222222222222222222222222222222222222222222222222222\" }]";
+        assert_eq!(
+            broken(
+                "2222222222222222222222222222222222222222222222222222222222222222\" }]",
+                &format!("2222222222222222222222222222222222222222222222222222222222222222\" }}, {dup}")
+            ),
+            one("bad_value", "supply_chain.attestations[1].object_id")
+        );
+    }
+
+    #[test]
+    fn versions_and_hash_syntax() {
+        assert_eq!(
+            broken("version = \"1.2.3-rc.1+build.5\"", "version = \"1.2\""),
+            one("invalid_semver", "connector.version")
+        );
+        assert_eq!(
+            broken("version = \"1.2.3-rc.1+build.5\"", "version = \"1.2.3-01\""),
+            one("invalid_semver", "connector.version")
+        );
+        assert_eq!(
+            broken("min_mesh_version = \"2.0.0\"", "min_mesh_version = \"v2.0.0\""),
+            one("invalid_semver", "manifest.min_mesh_version")
+        );
+        assert_eq!(broken("version = \"1.2.3-rc.1+build.5\"", "version = 1"), one("bad_value", "connector.version"));
+        // A malformed declared hash is a bad value and differs from the recomputed one.
+        let text = BASE.replace("fcp.interface.v2:0000", "fcp.interface.v2:ABCD");
+        assert_eq!(
+            violations(&text),
+            vec![
+                ("bad_value", "manifest.interface_hash".to_owned()),
+                ("interface_hash_mismatch", "manifest.interface_hash".to_owned())
+            ]
+        );
+        // A hash that is not a string at all is only a bad value.
+        let text = fixed(BASE);
+        let line = text.lines().find(|l| l.starts_with("interface_hash")).expect("hash line");
+        assert_eq!(violations(&text.replace(line, "interface_hash = 7")), one("bad_value", "manifest.interface_hash"));
+    }
+
+    #[test]
+    fn capability_rules() {
+        assert_eq!(
+            broken("optional = [\"sample.write\"]", "optional = [\"sample.write\", \"network.dns\"]"),
+            one("duplicate_capability", "capabilities.optional[1]")
+        );
+        assert_eq!(
+            broken(
+                "forbidden = [\"system.exec\", \"network.listen\"]",
+                "forbidden = [\"network.listen\", \"network.listen\"]"
+            ),
+            vec![
+                ("duplicate_capability", "capabilities.forbidden[1]".to_owned()),
+                ("system_exec_not_forbidden", "capabilities.forbidden".to_owned())
+            ]
+        );
+        assert_eq!(
+            broken("\"network.egress\", \"sample.read\"]", "\"network.egress:api.sample.net\", \"sample.read\"]"),
+            vec![
+                ("capability_lint", "capabilities.required[1]".to_owned()),
+                ("network_capability_host", "capabilities.required[1]".to_owned())
+            ]
+        );
+        assert_eq!(
+            broken("optional = [\"sample.write\"]", "optional = [\"sample.write\", \"sample.10.0.0.1\"]"),
+            one("capability_lint", "capabilities.optional[1]")
+        );
+        assert_eq!(
+            broken("capability = \"sample.read\"", "capability = \"sample.other\""),
+            one("op_capability_undeclared", &format!("{READ}.capability"))
+        );
+        assert_eq!(
+            broken("capability = \"sample.read\"", "capability = \"network.listen\""),
+            one("op_capability_forbidden", &format!("{READ}.capability"))
+        );
+        assert_eq!(
+            broken("capability = \"sample.read\"", "capability = \"http:sample\""),
+            vec![
+                ("capability_lint", format!("{READ}.capability")),
+                ("op_capability_undeclared", format!("{READ}.capability"))
+            ]
+        );
+    }
+
+    #[test]
+    fn zones_timeouts_and_paths() {
+        assert_eq!(
+            broken("forbidden = [\"z:public\"]", "forbidden = [\"z:public\", \"z:work\"]"),
+            one("home_zone_forbidden", "zones.forbidden")
+        );
+        assert_eq!(
+            broken("wall_clock_timeout_ms = 30000", "wall_clock_timeout_ms = 0"),
+            one("timeout_zero", "sandbox.wall_clock_timeout_ms")
+        );
+        assert_eq!(
+            broken("request_timeout_ms = 1000", "request_timeout_ms = 0"),
+            one("timeout_zero", "timeouts.request_timeout_ms")
+        );
+        // A zero timeout is not also reported as connect > total.
+        assert_eq!(
+            broken("total_timeout_ms = 5000", "total_timeout_ms = 0"),
+            one("timeout_zero", &format!("{READ}.network_constraints.total_timeout_ms"))
+        );
+        assert_eq!(
+            broken("connect_timeout_ms = 5000", "connect_timeout_ms = 5001"),
+            one("connect_gt_total", &format!("{READ}.network_constraints.connect_timeout_ms"))
+        );
+        assert_eq!(
+            broken("\"$CONNECTOR_STATE/cache//x\"", "\"data/cache\""),
+            one("sandbox_path_invalid", "sandbox.fs_writable_paths[1]")
+        );
+        assert_eq!(
+            broken("\"/usr/../etc\"", "\"$CONNECTOR_STATE/../etc\""),
+            one("sandbox_path_invalid", "sandbox.fs_readonly_paths[1]")
+        );
+        assert_eq!(broken("\"/usr/../etc\"", "5"), one("bad_value", "sandbox.fs_readonly_paths[1]"));
+        assert_eq!(broken("max_tool_rounds = 0", "timeout_secs = 0"), one("bad_value", "sampling.timeout_secs"));
+    }
+
+    #[test]
+    fn every_violation_is_reported_at_once() {
+        let text = BASE
+            .replace("homepage", "")
+            .replacen("status = \"experimental\"", "status = \"experimental\"\nhomepage = \"x\"", 1)
+            .replacen("forbidden = [\"z:public\"]", "forbidden = [\"z:work\"]", 1)
+            .replacen("wall_clock_timeout_ms = 30000", "wall_clock_timeout_ms = 0", 1)
+            .replacen("\"/usr/../etc\"", "\"etc\"", 1)
+            .replacen("cpu_percent = 150", "cpu_percent = 0", 1);
+        let text = fixed(&text);
+        let codes: Vec<&str> = violations(&text).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(codes, ["bad_value", "home_zone_forbidden", "sandbox_path_invalid", "timeout_zero", "unknown_key"]);
+    }
+
+    #[test]
+    fn not_stricter_than_the_reference() {
+        for (old, new) in [
+            ("forbidden = [\"z:public\"]", "forbidden = [\"z:public\", \"z:public\"]"),
+            ("allowed_targets = [\"z:work\", \"z:work\"]", "allowed_targets = [\"z:public\"]"),
+            ("id = \"fcp.sample\"", "id = \"sample\""),
+            ("\"api.sample.com\", \"*.sample.com\"", "\"a_b.example.com\", \"a..b.com\", \"host:443\", \"127.1\""),
+            ("safety_tier = \"safe\"", "safety_tier = \"dangerous\""),
+            ("schema_version = \"2.1\"", "schema_version = \"+2.0009\""),
+            ("min_protocol = \"fcp2-sym/2.0\"", "min_protocol = \"other/9.65535\""),
+            ("max_datagram_bytes = 1200", "max_datagram_bytes = 65535"),
+            ("total_timeout_ms = 5000", "total_timeout_ms = 5000\nmax_response_bytes = 18446744073709551615"),
+            ("status = \"experimental\"", "status = \"adversarial\""),
+            ("input_schema = \"free text\"", "input_schema = 18446744073709551615"),
+            (
+                "output_schema = { type = \"object\" }",
+                "output_schema = {\n  type = \"object\",\n  title = \"\\e\\x41\",\n}",
+            ),
+            (
+                "model = \"singleton_writer\"",
+                "model = \"crdt\"\ncrdt_type = \"pn_counter\"\nsnapshot_every_bytes = 18446744073709551615",
+            ),
+        ] {
+            assert_eq!(broken(old, new), vec![], "{old} -> {new}");
+        }
+        // The legacy flag alone means singleton_writer; false is the same as absent.
+        let legacy = fixed(&BASE.replace(
+            "[connector.state]\nmodel = \"singleton_writer\"\nstate_schema_version = \"1\"\nmigration_hint = \"init\"\n",
+            "",
+        ));
+        let flagged = fixed(&legacy.replacen(
+            "status = \"experimental\"",
+            "status = \"experimental\"\nsingleton_writer = true",
+            1,
+        ));
+        let off = fixed(&legacy.replacen(
+            "status = \"experimental\"",
+            "status = \"experimental\"\nsingleton_writer = false",
+            1,
+        ));
+        let hash = |t: &str| Manifest::parse(t).expect("valid").interface_hash();
+        assert_ne!(hash(&legacy), hash(&flagged));
+        assert_eq!(hash(&legacy), hash(&off));
+        let explicit = fixed(&flagged.replacen(
+            "singleton_writer = true",
+            "singleton_writer = true\n[connector.state]\nmodel = \"singleton_writer\"\nstate_schema_version = \"1\"\n[zones_placeholder]",
+            1,
+        ));
+        assert!(violations(&explicit).iter().all(|(c, _)| *c == "unknown_key"));
+    }
+
+    /// A line of TOML-ish text: headers, keys, values of every type, and junk.
+    fn tomlish_line() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("port_allow".to_owned()),
+            Just("host_allow".to_owned()),
+            Just("capability".to_owned()),
+            Just("rate_limit".to_owned()),
+            Just("interface_hash".to_owned()),
+            Just("fs_writable_paths".to_owned()),
+            Just("model".to_owned()),
+            "[a-z_.\"]{1,12}",
+        ];
+        let value = prop_oneof![
+            any::<i64>().prop_map(|i| i.to_string()),
+            any::<u64>().prop_map(|i| i.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:?}")),
+            Just("nan".to_owned()),
+            Just("-inf".to_owned()),
+            Just("1979-05-27T07:32:00Z".to_owned()),
+            "\"[ -~]{0,12}\"",
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            Just("[1, \"x\", { a = 1 }]".to_owned()),
+            "[ -~]{0,10}",
+        ];
+        prop_oneof![
+            (key.clone(), value).prop_map(|(k, v)| format!("{k} = {v}")),
+            key.clone().prop_map(|k| format!("[{k}]")),
+            key.prop_map(|k| format!("[[{k}]]")),
+            "[ -~]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            if let Err(e) = Manifest::parse(&text) {
+                prop_assert!(!e.violations().is_empty());
+            }
+            let _ = fix_interface_hash(&text);
+        }
+
+        #[test]
+        fn tomlish_edits_of_a_valid_manifest_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), tomlish_line()), 1..6)
+        ) {
+            let mut lines: Vec<String> = fixed(BASE).lines().map(str::to_owned).collect();
+            for (at, line) in edits {
+                let i = at.index(lines.len());
+                lines[i] = line;
+            }
+            let text = lines.join("\n");
+            match Manifest::parse(&text) {
+                Ok(m) => prop_assert_eq!(m.interface_hash(), m.header.interface_hash),
+                Err(e) => prop_assert!(!e.violations().is_empty()),
+            }
+            if let Ok(repaired) = fix_interface_hash(&text) {
+                prop_assert!(!violations(&repaired).iter().any(|(c, _)| *c == "interface_hash_mismatch"));
+            }
+        }
+
+        #[test]
+        fn valid_manifests_hash_stably(
+            description in "[a-zA-Z0-9 ]{0,20}[a-zA-Z0-9][\\PC]{0,10}",
+            ports in proptest::collection::vec(any::<u16>(), 1..5),
+            hosts in proptest::collection::vec("[a-z0-9-]{1,10}\\.[a-z]{2,6}", 1..4),
+            archetypes in proptest::sample::subsequence(vec!["bidirectional", "streaming", "operational", "storage", "knowledge"], 1..5),
+        ) {
+            let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+            let list = |v: Vec<String>| format!("[{}]", v.join(", "));
+            let text = BASE
+                .replacen("description = \"Read things\"", &format!("description = {}", quote(&description)), 1)
+                .replacen("port_allow = [8443, 443, 443]", &format!("port_allow = {}", list(ports.iter().map(u16::to_string).collect())), 1)
+                .replacen(
+                    "host_allow = [\"api.sample.com\", \"*.sample.com\", \"api.sample.com\"]",
+                    &format!("host_allow = {}", list(hosts.iter().map(|h| quote(h)).collect())),
+                    1,
+                )
+                .replacen(
+                    "archetypes = [\"operational\", \"bidirectional\", \"operational\"]",
+                    &format!("archetypes = {}", list(archetypes.iter().map(|a| quote(a)).collect())),
+                    1,
+                );
+            let text = fixed(&text);
+            let first = Manifest::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let again = Manifest::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(first.interface_hash(), first.header.interface_hash);
+            prop_assert_eq!(first.interface_hash(), again.interface_hash());
+            prop_assert_eq!(compute_interface(&text).map(|i| i.hash), Ok(first.interface_hash()));
+            prop_assert_eq!(fix_interface_hash(&text), Ok(text.clone()));
+            // Reordering list entries that the descriptor sorts keeps the hash.
+            let mut reversed = ports.clone();
+            reversed.reverse();
+            let reordered = text.replacen(
+                &format!("port_allow = {}", list(ports.iter().map(u16::to_string).collect())),
+                &format!("port_allow = {}", list(reversed.iter().map(u16::to_string).collect())),
+                1,
+            );
+            prop_assert_eq!(Manifest::parse(&reordered).map(|m| m.interface_hash()), Ok(first.interface_hash()));
+        }
+    }
+}
