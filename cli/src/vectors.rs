@@ -105,7 +105,7 @@ pub(crate) fn run(cmd: VectorsCommand) -> anyhow::Result<ExitCode> {
                     "skip" => report.skipped += 1,
                     _ => report.failed += 1,
                 }
-                if !args.json && !(args.quiet && result == "pass") {
+                if !(args.json || args.quiet && result == "pass") {
                     let tag = result.to_uppercase();
                     match &detail {
                         Some(d) => println!("{tag} {kind}/{name}: {d}"),

@@ -712,11 +712,11 @@ mod tests {
 
     fn normalise(v: Value) -> Value {
         match v {
-            Value::Float(f) if f == 0.0 => Value::Float(0.0),
+            Value::Float(f) if f.abs() == 0.0 => Value::Float(0.0),
             Value::Array(a) => Value::Array(a.into_iter().map(normalise).collect()),
             Value::Map(m) => {
                 let mut m: Vec<_> = m.into_iter().map(|(k, v)| (normalise(k), normalise(v))).collect();
-                m.sort_by(|a, b| encode(&a.0).expect("k").cmp(&encode(&b.0).expect("k")));
+                m.sort_by_key(|a| encode(&a.0).expect("k"));
                 Value::Map(m)
             }
             other => other,
