@@ -57,8 +57,8 @@ const SKIPPABLE: &[(&str, &str)] = &[];
 fn run_one(kind: &str, case: &serde_json::Value, base: &Path) -> (&'static str, Option<String>) {
     use fcp_proto::conformance::Outcome;
     let load = |rel: &str| std::fs::read_to_string(base.join(rel)).map_err(|e| format!("{rel}: {e}"));
-    let outcome = fcp_proto::conformance::run_case(kind, case)
-        .or_else(|| fcp_policy::conformance::run_case(kind, case, &load));
+    let outcome =
+        fcp_proto::conformance::run_case(kind, case).or_else(|| fcp_policy::conformance::run_case(kind, case, &load));
     match outcome {
         Some(Outcome::Pass) => ("pass", None),
         Some(Outcome::Fail(why)) => ("fail", Some(why)),

@@ -24,9 +24,7 @@ fn object_id(c: &mut Criterion) {
 
 fn canonical_cbor(c: &mut Criterion) {
     let v = cbor::Value::Map(
-        (0..64)
-            .map(|i| (cbor::Value::text(format!("key{i}")), cbor::Value::Bytes(vec![i as u8; 32])))
-            .collect(),
+        (0..64).map(|i| (cbor::Value::text(format!("key{i}")), cbor::Value::Bytes(vec![i as u8; 32]))).collect(),
     );
     let bytes = cbor::encode(&v).expect("encode");
     let mut g = c.benchmark_group("cbor");
