@@ -144,6 +144,10 @@ pub enum ManifestError {
         /// Every violation found (never empty).
         violations: Vec<Violation>,
     },
+    /// An interface hash string is not `blake3-256:fcp.interface.v2:` followed by 64
+    /// lowercase hex digits.
+    #[error("interface_hash must be \"blake3-256:fcp.interface.v2:\" followed by 64 lowercase hex digits")]
+    InterfaceHashSyntax,
     /// `fix_interface_hash`: there is no `manifest.interface_hash` string to rewrite.
     #[error("no manifest.interface_hash string to rewrite")]
     NoInterfaceHash,
@@ -154,7 +158,7 @@ impl ManifestError {
     pub fn violations(&self) -> &[Violation] {
         match self {
             ManifestError::Invalid { violations } => violations,
-            ManifestError::NoInterfaceHash => &[],
+            ManifestError::InterfaceHashSyntax | ManifestError::NoInterfaceHash => &[],
         }
     }
 

@@ -14,6 +14,7 @@ use base64::Engine;
 use fcp_proto::cbor::{self, Value};
 use fcp_proto::id::CanonicalId;
 
+use super::error::ManifestError;
 use super::model::{Capabilities, Connector, NetworkConstraints, Operation, RateLimit, StateModel};
 
 /// Text before the hex digest.
@@ -50,22 +51,17 @@ impl fmt::Debug for InterfaceHash {
     }
 }
 
-/// A malformed interface_hash string.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("interface_hash must be \"blake3-256:fcp.interface.v2:\" followed by 64 lowercase hex digits")]
-pub struct InterfaceHashSyntaxError;
-
 impl FromStr for InterfaceHash {
-    type Err = InterfaceHashSyntaxError;
+    type Err = ManifestError;
 
     /// Accepts exactly the prefix and 64 lowercase hex digits.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.strip_prefix(PREFIX).ok_or(InterfaceHashSyntaxError)?;
+        let digits = s.strip_prefix(PREFIX).ok_or(ManifestError::InterfaceHashSyntax)?;
         if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(InterfaceHashSyntaxError);
+            return Err(ManifestError::InterfaceHashSyntax);
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(digits, &mut out).map_err(|_| InterfaceHashSyntaxError)?;
+        hex::decode_to_slice(digits, &mut out).map_err(|_| ManifestError::InterfaceHashSyntax)?;
         Ok(InterfaceHash(out))
     }
 }
@@ -286,7 +282,7 @@ mod tests {
             format!("sha256:fcp.interface.v2:{}", "ab".repeat(32)),
             "pending".to_owned(),
         ] {
-            assert_eq!(bad.parse::<InterfaceHash>(), Err(InterfaceHashSyntaxError), "{bad}");
+            assert_eq!(bad.parse::<InterfaceHash>(), Err(ManifestError::InterfaceHashSyntax), "{bad}");
         }
     }
 

@@ -22,7 +22,7 @@ mod tree;
 mod validate;
 
 pub use error::{ManifestError, Rule, Violation};
-pub use hash::{Interface, InterfaceHash, InterfaceHashSyntaxError};
+pub use hash::{Interface, InterfaceHash};
 pub use model::*;
 
 use fcp_proto::cbor;

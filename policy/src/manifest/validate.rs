@@ -268,6 +268,12 @@ mod tests {
     }
 
     #[test]
+    fn oversized_text_is_refused_before_parsing() {
+        let text = format!("{}\n# {}", fixed(BASE), "x".repeat(super::MAX_MANIFEST_BYTES));
+        assert_eq!(violations(&text), one("toml_syntax", ""));
+    }
+
+    #[test]
     fn unknown_keys_everywhere_but_ai_hints_and_rate_limit_tables() {
         assert_eq!(broken("status = ", "homepage = \"x\"\nstatus = "), one("unknown_key", "connector.homepage"));
         assert_eq!(broken("[event_caps]", "[extra]\nx = 1\n\n[event_caps]"), one("unknown_key", "extra"));
