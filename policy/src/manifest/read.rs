@@ -1346,3 +1346,91 @@ fn table_entry<'n>(n: &'n Node, key: &str) -> Option<&'n Node> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tree::parse_document;
+    use super::*;
+
+    /// Reads `value` (a TOML value) under key `v` with `f`; returns the result and the
+    /// violations as (code, path).
+    fn read<T>(
+        value: &str,
+        f: impl FnOnce(&mut Reader, &Node, &str) -> Option<T>,
+    ) -> (Option<T>, Vec<(&'static str, String)>) {
+        let doc = parse_document(&format!("v = {value}\n")).expect("toml");
+        let mut r = Reader::default();
+        let out = f(&mut r, &doc["v"], "v");
+        (out, r.into_violations().iter().map(|v| (v.code(), v.path().to_owned())).collect())
+    }
+
+    #[test]
+    fn schemas_convert_like_serde_json() {
+        let (v, errs) =
+            read("{ a = 18446744073709551615, b = -9223372036854775808, c = nan, d = 1979-05-27 }", Reader::json);
+        assert!(errs.is_empty());
+        let v = v.expect("json");
+        assert_eq!(v["a"], serde_json::json!(18_446_744_073_709_551_615u64));
+        assert_eq!(v["b"], serde_json::json!(i64::MIN));
+        assert_eq!(v["c"], serde_json::Value::Null);
+        assert_eq!(v["d"], serde_json::json!({"$__toml_private_datetime": "1979-05-27"}));
+        let (v, errs) = read("[1, 18446744073709551616, 1e400]", Reader::json);
+        assert_eq!(v, None);
+        assert_eq!(errs, [("bad_value", "v[1]".to_owned()), ("bad_value", "v[2]".to_owned())]);
+    }
+
+    #[test]
+    fn integers_take_the_range_of_their_rust_type() {
+        assert_eq!(read("65535", Reader::u16v).0, Some(u16::MAX));
+        assert_eq!(read("65536", Reader::u16v).1, [("bad_value", "v".to_owned())]);
+        assert_eq!(read("18446744073709551615", Reader::u64v).0, Some(u64::MAX));
+        assert_eq!(read("-1", Reader::u64v).1, [("bad_value", "v".to_owned())]);
+        assert_eq!(read("1.0", Reader::u32v).1, [("bad_value", "v".to_owned())]);
+        assert_eq!(read("0x10", Reader::u8v).0, Some(16));
+    }
+
+    #[test]
+    fn rate_limit_forms() {
+        for (text, max, per_ms) in [("\"60/min\"", 60, 60_000), ("\"+5/s\"", 5, 1_000), ("\"7/d\"", 7, 86_400_000)] {
+            let (rl, errs) = read(text, Reader::rate_limit);
+            assert!(errs.is_empty(), "{text}: {errs:?}");
+            assert_eq!(rl.map(|r| (r.max, r.per_ms)), Some((max, per_ms)));
+        }
+        for text in [
+            "\"60/minute\"",
+            "\"-1/min\"",
+            "\"60\"",
+            "\"4294967296/s\"",
+            "{ max = 0, per_ms = 1 }",
+            "{ per_ms = 1 }",
+            "[]",
+        ] {
+            let (rl, errs) = read(text, Reader::rate_limit);
+            assert_eq!(rl, None, "{text}");
+            assert!(errs.iter().all(|(c, _)| *c == "bad_value") && !errs.is_empty(), "{text}: {errs:?}");
+        }
+        let (rl, errs) = read("{ max = 1, per_ms = 18446744073709551615, extra = [1.5, \"x\"] }", Reader::rate_limit);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(rl.map(|r| r.per_ms), Some(u64::MAX));
+    }
+
+    #[test]
+    fn ignored_values_must_still_deserialise() {
+        let mut r = Reader::default();
+        let doc = parse_document("a = 170141183460469231731687303715884105728\nb = 1e999\n").expect("toml");
+        assert!(r.ignored(&doc["a"], "a", false));
+        assert!(!r.ignored(&doc["a"], "a", true));
+        assert!(!r.ignored(&doc["b"], "b", false));
+        assert_eq!(r.into_violations().len(), 2);
+    }
+
+    #[test]
+    fn text_numbers_use_rust_integer_syntax() {
+        let mut r = Reader::default();
+        assert_eq!(r.version2("+2.007", "v"), Some(Version2 { major: 2, minor: 7 }));
+        assert_eq!(r.version2("2.65536", "v"), None);
+        assert_eq!(r.version2("2", "v"), None);
+        assert_eq!(r.version2(" 2.0", "v"), None);
+        assert_eq!(r.into_violations().len(), 3);
+    }
+}
