@@ -52,7 +52,7 @@ pub struct ApprovalToken {
 /// The closed set of things an approval can approve ([I] `ApprovalScope`).
 ///
 /// On the wire the scope is one map, internally tagged by `type` (`elevation`,
-/// `declassification` or `execution`). It goes through [`ScopeWire`] rather than serde's
+/// `declassification` or `execution`). It goes through a flat wire struct rather than serde's
 /// internal tagging, whose buffering would hide the binary format from ObjectId and
 /// turn its bstr into text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
