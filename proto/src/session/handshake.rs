@@ -22,7 +22,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 
 use super::established::{Role, Session, SessionParams};
@@ -31,29 +30,30 @@ use super::message::{CookieKey, HandshakeMessage, MeshSessionAck, MeshSessionHel
 use super::replay::{HelloReplayCache, DEFAULT_HELLO_REPLAY_CAPACITY};
 use super::{negotiate, Misbehavior, SessionError, SessionId, Suite, NONCE_LEN, SESSION_ID_LEN};
 use crate::id::CanonicalId;
+use crate::keys::{NodeSigningKey, NodeSigningPublicKey};
 
 /// Allowed clock skew for hello and ack timestamps (digest §3.2 TimePolicy).
 pub const DEFAULT_MAX_SKEW_SECS: u64 = 120;
 
-/// This node's id and its attested Ed25519 signing key. Debug shows the public key.
-#[derive(Clone)]
+/// This node's id and its attested signing key (digest §10.1). Debug shows the public
+/// key only.
 pub struct LocalIdentity {
     node_id: CanonicalId,
-    signing_key: SigningKey,
+    signing_key: NodeSigningKey,
 }
 
 impl fmt::Debug for LocalIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalIdentity")
             .field("node_id", &self.node_id.as_str())
-            .field("verifying_key", &hex::encode(self.signing_key.verifying_key().as_bytes()))
+            .field("signing_key", &self.signing_key.public())
             .finish_non_exhaustive()
     }
 }
 
 impl LocalIdentity {
     /// Pairs a node id with its signing key (which zeroizes itself on drop).
-    pub fn new(node_id: CanonicalId, signing_key: SigningKey) -> LocalIdentity {
+    pub fn new(node_id: CanonicalId, signing_key: NodeSigningKey) -> LocalIdentity {
         LocalIdentity { node_id, signing_key }
     }
 
@@ -63,8 +63,8 @@ impl LocalIdentity {
     }
 
     /// The public signing key peers verify with.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing_key.verifying_key()
+    pub fn public_key(&self) -> NodeSigningPublicKey {
+        self.signing_key.public()
     }
 }
 
@@ -145,7 +145,7 @@ enum InitiatorState {
 #[derive(Debug)]
 pub struct Initiator {
     identity: LocalIdentity,
-    peer_key: VerifyingKey,
+    peer_key: NodeSigningPublicKey,
     config: InitiatorConfig,
     eph: EphemeralKey,
     hello: MeshSessionHello,
@@ -160,7 +160,7 @@ impl Initiator {
     pub fn start(
         identity: LocalIdentity,
         peer: CanonicalId,
-        peer_signing_key: VerifyingKey,
+        peer_signing_key: NodeSigningPublicKey,
         config: InitiatorConfig,
         now: u64,
         rng: &mut (impl RngCore + CryptoRng),
@@ -177,7 +177,7 @@ impl Initiator {
             transport_limits: config.transport_limits,
             signature: None,
         };
-        hello.sign(&identity.signing_key);
+        hello.sign(identity.signing_key.as_dalek());
         let outbox = VecDeque::from([hello.encode()]);
         Initiator {
             identity,
@@ -220,7 +220,7 @@ impl Initiator {
         // The cookie covers the hello's fields, timestamp included: re-send the same
         // hello with the cookie, signed again (the transcript covers the cookie).
         self.hello.cookie = Some(retry.cookie);
-        self.hello.sign(&self.identity.signing_key);
+        self.hello.sign(self.identity.signing_key.as_dalek());
         self.outbox.push_back(self.hello.encode());
         self.state = InitiatorState::AwaitingReply { retried: true };
         Ok(())
@@ -228,7 +228,7 @@ impl Initiator {
 
     fn on_ack(&mut self, now: u64, ack: MeshSessionAck) -> Result<(), SessionError> {
         check_fresh(ack.timestamp, now, self.config.max_skew_secs)?;
-        ack.verify(&self.hello, &self.peer_key)?;
+        ack.verify(&self.hello, self.peer_key.as_dalek())?;
         let shared = self.eph.diffie_hellman(&ack.eph_pubkey)?;
         let keys = derive_session_keys(
             ack.suite,
@@ -274,7 +274,7 @@ impl Initiator {
 pub struct Responder {
     identity: LocalIdentity,
     config: ResponderConfig,
-    peers: BTreeMap<CanonicalId, VerifyingKey>,
+    peers: BTreeMap<CanonicalId, NodeSigningPublicKey>,
     cookie_key: CookieKey,
     previous_cookie_key: Option<CookieKey>,
     replay: HelloReplayCache,
@@ -299,7 +299,7 @@ impl Responder {
     }
 
     /// Records a peer's attested signing key; hellos from anyone else are refused.
-    pub fn trust_peer(&mut self, node_id: CanonicalId, signing_key: VerifyingKey) {
+    pub fn trust_peer(&mut self, node_id: CanonicalId, signing_key: NodeSigningPublicKey) {
         self.peers.insert(node_id, signing_key);
     }
 
@@ -342,7 +342,7 @@ impl Responder {
         if self.replay.contains(&hello.from, &hello.nonce) {
             return Err(Misbehavior::ReplayedHello.into());
         }
-        hello.verify(&peer_key)?;
+        hello.verify(peer_key.as_dalek())?;
         let suite = negotiate(&hello.suites, &self.config.suites).ok_or(Misbehavior::NoCommonSuite)?;
 
         let eph = EphemeralKey::generate(rng);
@@ -357,7 +357,7 @@ impl Responder {
             timestamp: now,
             signature: None,
         };
-        ack.sign(&hello, &self.identity.signing_key);
+        ack.sign(&hello, self.identity.signing_key.as_dalek());
         let keys = derive_session_keys(
             suite,
             &ack.session_id,

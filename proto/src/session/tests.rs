@@ -2,13 +2,13 @@
 //! seeded RNG, exchanging bytes in memory. Whole handshakes and sessions run without a
 //! socket, deterministically.
 
-use ed25519_dalek::SigningKey;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use super::*;
 use crate::fcps::{FcpsFrame, FrameFlags, FrameHeader, FrameView, SymbolRecord};
 use crate::id::{CanonicalId, EpochId, ObjectId};
+use crate::keys::NodeSigningKey;
 
 const T0: u64 = 1_704_067_200;
 
@@ -64,21 +64,16 @@ impl Pair {
 
     fn new(s: Setup) -> Pair {
         let mut rng = ChaCha20Rng::seed_from_u64(s.seed);
-        let mut key = || {
-            let mut b = [0u8; 32];
-            rng.fill_bytes(&mut b);
-            SigningKey::from_bytes(&b)
-        };
-        let a = LocalIdentity::new(id("node-a"), key());
-        let b = LocalIdentity::new(id("node-b"), key());
-        let stranger = key().verifying_key();
+        let a = LocalIdentity::new(id("node-a"), NodeSigningKey::generate(&mut rng));
+        let b = LocalIdentity::new(id("node-b"), NodeSigningKey::generate(&mut rng));
+        let stranger = NodeSigningKey::generate(&mut rng).public();
         let mut cookie = [0u8; 32];
         rng.fill_bytes(&mut cookie);
-        let mut responder = Responder::new(b.clone(), s.responder, CookieKey::from_bytes(cookie));
+        let b_key = if s.right_responder_key { b.public_key() } else { stranger };
+        let mut responder = Responder::new(b, s.responder, CookieKey::from_bytes(cookie));
         if s.responder_knows_initiator {
-            responder.trust_peer(a.node_id().clone(), a.verifying_key());
+            responder.trust_peer(a.node_id().clone(), a.public_key());
         }
-        let b_key = if s.right_responder_key { b.verifying_key() } else { stranger };
         let start = T0.checked_add_signed(s.initiator_skew).expect("clock in range");
         let initiator = Initiator::start(a, id(s.to), b_key, s.initiator, start, &mut rng);
         Pair { now: T0, rng, initiator, responder, wire: Vec::new() }
