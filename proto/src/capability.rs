@@ -13,6 +13,7 @@ use crate::cbor;
 use crate::id::{Kid, ObjectId, ObjectIdKey, ZoneId};
 use crate::keys::{KeyError, NodeIssuanceKey, NodeKeyAttestation, OwnerKey, OwnerPublicKey};
 use crate::revocation::{RevocationTarget, RevocationView};
+use crate::role::{AttenuationError, CapabilityConstraints};
 use crate::schema::SchemaId;
 use crate::token::{self, CapabilityClaims, TokenError};
 use crate::zone::{OwnerSignable, OwnerSigned, ZoneError};
@@ -50,6 +51,9 @@ pub struct CapabilityGrant {
     pub valid_from: u64,
     /// End of validity (seconds, exclusive).
     pub valid_until: u64,
+    /// Constraints; tokens minted from the grant may only narrow them.
+    #[serde(default)]
+    pub constraints: CapabilityConstraints,
 }
 
 impl OwnerSignable for CapabilityGrant {
@@ -202,6 +206,9 @@ pub enum CapabilityError {
     /// A grant is revoked.
     #[error("grant {0} is revoked")]
     GrantRevoked(ObjectId),
+    /// The token's constraints widen its grant's, or do not parse.
+    #[error("token constraints exceed grant {0}")]
+    Constraints(ObjectId, #[source] AttenuationError),
     /// A grant does not cover the token's window, zone, principal or operations.
     #[error("grant {0} does not cover this token: {1}")]
     ExceedsGrant(ObjectId, &'static str),
@@ -232,6 +239,7 @@ impl CapabilityError {
             CapabilityError::Grant(_) => "token.bad_grant",
             CapabilityError::GrantRevoked(_) => "token.grant_revoked",
             CapabilityError::ExceedsGrant(..) => "token.exceeds_grant",
+            CapabilityError::Constraints(..) => "token.exceeds_constraints",
             CapabilityError::Encode(_) => "encode",
         }
     }
@@ -242,6 +250,7 @@ impl CapabilityError {
 pub struct VerifiedToken {
     claims: CapabilityClaims,
     issuer_node: String,
+    constraints: CapabilityConstraints,
 }
 
 impl VerifiedToken {
@@ -258,6 +267,12 @@ impl VerifiedToken {
     /// The token id.
     pub fn jti(&self) -> Option<&[u8]> {
         self.claims.jti()
+    }
+
+    /// The constraints in force: the token's own, which narrow its grant's, or the
+    /// covering grant's when the token names none.
+    pub fn constraints(&self) -> &CapabilityConstraints {
+        &self.constraints
     }
 }
 
@@ -325,7 +340,13 @@ pub fn verify_token(
     if ids.is_empty() {
         return Err(CapabilityError::NoGrant);
     }
-    let mut covered = false;
+    let token_constraints = match &claims.constraints {
+        None => None,
+        Some(v) => {
+            Some(CapabilityConstraints::from_cbor_value(v).map_err(|e| CapabilityError::Constraints(ids[0], e))?)
+        }
+    };
+    let mut covered: Option<CapabilityConstraints> = None;
     for id in ids {
         let g = trust.grants.get(id).ok_or(CapabilityError::UnknownGrant(*id))?;
         let body = g.verify(&trust.owner).map_err(CapabilityError::Grant)?;
@@ -343,12 +364,18 @@ pub fn verify_token(
                 return Err(CapabilityError::ExceedsGrant(*id, "principal"));
             }
         }
-        covered |= body.covers(ctx.capability, ctx.operation);
+        if let Some(tc) = &token_constraints {
+            tc.check_attenuates(&body.constraints).map_err(|e| CapabilityError::Constraints(*id, e))?;
+        }
+        if covered.is_none() && body.covers(ctx.capability, ctx.operation) {
+            covered = Some(body.constraints.clone());
+        }
     }
-    if !covered {
+    let Some(grant_constraints) = covered else {
         return Err(CapabilityError::ExceedsGrant(ids[0], "operation"));
-    }
-    Ok(VerifiedToken { claims, issuer_node: att.node_id.clone() })
+    };
+    let constraints = token_constraints.unwrap_or(grant_constraints);
+    Ok(VerifiedToken { claims, issuer_node: att.node_id.clone(), constraints })
 }
 
 /// What an issuer puts in a new token.
@@ -372,6 +399,8 @@ pub struct MintRequest<'a> {
     pub ttl_secs: u64,
     /// Revocation seq the token binds (`chk_seq`), if any.
     pub chk_seq: Option<u64>,
+    /// Narrower constraints than the grant's, if any.
+    pub constraints: Option<&'a CapabilityConstraints>,
 }
 
 /// Mints a token with a fresh 16-byte `cti` from `rng`, signed by the node's issuance key.
@@ -397,6 +426,10 @@ pub fn mint_token(
         iss_node: Some(req.issuer_node.to_owned()),
         grant_object_ids: Some(req.grant_ids.to_vec()),
         chk_seq: req.chk_seq,
+        constraints: match req.constraints {
+            Some(c) => Some(cbor::to_value(c).map_err(|e| CapabilityError::Encode(e.to_string()))?),
+            None => None,
+        },
         ..CapabilityClaims::default()
     };
     token::sign(issuer.as_dalek(), &claims).map(token::SignedToken::into_bytes).map_err(CapabilityError::Token)
@@ -437,6 +470,11 @@ mod tests {
                 operations: Vec::new(),
                 valid_from: NOW,
                 valid_until,
+                constraints: CapabilityConstraints {
+                    resource_allow: vec!["echo:".into()],
+                    max_calls: Some(10),
+                    ..CapabilityConstraints::default()
+                },
             },
         )
         .expect("grant");
@@ -463,6 +501,16 @@ mod tests {
     }
 
     fn mint(node: &NodeKeys, zone: &ZoneId, grants: &[ObjectId], ttl: u64) -> Vec<u8> {
+        mint_with(node, zone, grants, ttl, None)
+    }
+
+    fn mint_with(
+        node: &NodeKeys,
+        zone: &ZoneId,
+        grants: &[ObjectId],
+        ttl: u64,
+        constraints: Option<&CapabilityConstraints>,
+    ) -> Vec<u8> {
         let ops = vec!["echo".to_owned()];
         let req = MintRequest {
             zone,
@@ -474,6 +522,7 @@ mod tests {
             now: NOW,
             ttl_secs: ttl,
             chk_seq: None,
+            constraints,
         };
         mint_token(&mut ChaCha20Rng::seed_from_u64(4), &node.issuance, &req).expect("mint")
     }
@@ -483,6 +532,17 @@ mod tests {
         let (node, trust, view, id, zone) = setup(Grantee::Bearer, NOW + 86_400);
         let ok = check(&mint(&node, &zone, &[id], 300), &trust, &view, &zone).expect("valid");
         assert_eq!(ok.issuer_node(), "node-a");
+        assert_eq!(ok.constraints().max_calls, Some(10), "the grant's constraints apply");
+        let narrow = CapabilityConstraints {
+            resource_allow: vec!["echo:quiet/".into()],
+            max_calls: Some(2),
+            ..CapabilityConstraints::default()
+        };
+        let t = mint_with(&node, &zone, &[id], 300, Some(&narrow));
+        assert_eq!(check(&t, &trust, &view, &zone).map(|v| v.constraints().clone()).ok(), Some(narrow));
+        let wide = CapabilityConstraints { resource_allow: vec!["echo:".into()], ..CapabilityConstraints::default() };
+        let t = mint_with(&node, &zone, &[id], 300, Some(&wide));
+        assert_eq!(check(&t, &trust, &view, &zone).map(|_| ()).map_err(|e| e.code()), Err("token.exceeds_constraints"));
         assert_eq!(ok.jti().map(<[u8]>::len), Some(16));
         let code = |r: Result<VerifiedToken, CapabilityError>| r.map(|_| ()).map_err(|e| e.code());
         assert_eq!(code(check(&mint(&node, &zone, &[], 300), &trust, &view, &zone)), Err("token.no_grant"));
@@ -511,6 +571,7 @@ mod tests {
                 operations: Vec::new(),
                 valid_from: 0,
                 valid_until: u64::MAX,
+                constraints: CapabilityConstraints::default(),
             },
         )
         .expect("sign");

@@ -360,6 +360,7 @@ mod tests {
                     operations: vec!["echo".into()],
                     valid_from: NOW - 100,
                     valid_until: NOW + 86_400,
+                    constraints: crate::role::CapabilityConstraints::default(),
                 },
             )
             .expect("grant");
@@ -392,6 +393,7 @@ mod tests {
                 now: NOW,
                 ttl_secs: 300,
                 chk_seq: None,
+                constraints: None,
             };
             f(&mut req);
             mint_token(rng, &node.issuance, &req).expect("mint")
@@ -472,6 +474,7 @@ mod tests {
                 now: NOW,
                 ttl_secs: 300,
                 chk_seq: None,
+                constraints: None,
             },
         )
         .expect("mint");
