@@ -13,6 +13,7 @@ pub mod audit;
 pub mod capability;
 pub mod cbor;
 pub mod conformance;
+pub mod control;
 pub mod decision;
 pub mod fcpc;
 pub mod fcps;
