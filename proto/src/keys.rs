@@ -207,6 +207,11 @@ ed25519_role!(
     /// A node's issuance key: mints capability tokens only; separately revocable.
     NodeIssuanceKey, NodeIssuancePublicKey
 );
+ed25519_role!(
+    /// A connector publisher's key: signs connector packages (`package`); which
+    /// publishers to trust is owner policy.
+    PublisherKey, PublisherPublicKey
+);
 
 /// A node's X25519 encryption key: receives HPKE-sealed zone keys and shares.
 pub struct NodeEncryptionKey(x25519_dalek::StaticSecret);

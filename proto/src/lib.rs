@@ -23,6 +23,7 @@ pub mod id;
 pub mod keys;
 pub mod object;
 pub mod operation;
+pub mod package;
 pub mod provenance;
 pub mod revocation;
 pub mod role;
