@@ -1,4 +1,5 @@
-//! Connector packages: a manifest and a connector binary, signed by a publisher key.
+//! Connector packages (spec/protocol.md §6): a manifest and a connector binary, signed by a
+//! publisher key.
 //!
 //! A package file is one deterministic-CBOR map (digest §1.1):
 //!
@@ -15,9 +16,10 @@
 //! | `created_at` | seconds since the Unix epoch |
 //! | `signature` | Ed25519, 64 bytes |
 //!
-//! The signature is the publisher's over `FCP2-SIGN-V1 || schema_hash8(`[`PACKAGE_SCHEMA`]`)
-//! || det-CBOR(the map without signature and without binary)`, so the binary is covered
-//! through `binary_hash` and a verifier hashes it once.
+//! The signature is the publisher's over
+//! `FCP2-SIGN-V1 || schema_hash8(PACKAGE_SCHEMA) || det-CBOR(map without signature and binary)`
+//! ([`PACKAGE_SCHEMA`]), so the binary is covered through `binary_hash` and a verifier
+//! hashes it once.
 //!
 //! [`Package::from_bytes`] only checks structure (strict canonical CBOR within
 //! [`MAX_PACKAGE_BYTES`], exactly these keys, each of its type and size).
