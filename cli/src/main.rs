@@ -1,23 +1,27 @@
 //! `fcp`, the FCP operator CLI.
 //!
-//! Commands that run library code directly live here (`fcp vectors check`); commands
-//! that talk to fcpd arrive with the supervisor.
+//! Commands that run library code directly (`fcp vectors check`, `fcp manifest`,
+//! `fcp package`) and commands that talk to fcpd over its control socket.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod daemon;
 mod files;
 mod keyfile;
 mod keygen;
 mod manifest;
 mod package;
+mod quickstart;
 mod vectors;
 
 /// The FCP operator CLI.
 #[derive(Parser)]
 #[command(name = "fcp", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    socket: daemon::SocketArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +38,32 @@ enum Command {
     Package(package::PackageCommand),
     /// Make a publisher key and write it to a new key file (mode 0600).
     Keygen(keygen::KeygenArgs),
+    /// Create fcpd's state directory: keys (0600), node attestation, the standard zones.
+    Init(daemon::InitArgs),
+    /// From nothing to an audited, explained connector call, in a throwaway home.
+    Quickstart(quickstart::QuickstartArgs),
+    /// fcpd's node, zones and connectors.
+    Status(daemon::StatusArgs),
+    /// Install a signed connector package into a zone (fcpd verifies it).
+    Install(daemon::InstallArgs),
+    /// Installed connectors.
+    List(daemon::ListArgs),
+    /// The owner grants an operation to a principal; prints (or writes) a token.
+    Grant(daemon::GrantArgs),
+    /// Invoke an operation through fcpd's pipeline (exit 0 ok, 1 denied or failed).
+    Invoke(daemon::InvokeArgs),
+    /// Why a request was allowed or denied.
+    Explain(daemon::ExplainArgs),
+    /// Revoke a token, a grant, an issuance key or a connector binary.
+    Revoke(daemon::RevokeArgs),
+    /// A zone's audit chain: tail it, or verify it (exit 1 on a break).
+    #[command(subcommand)]
+    Audit(daemon::AuditCommand),
+}
+
+/// Seconds since the epoch.
+pub(crate) fn daemon_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn main() -> ExitCode {
@@ -43,6 +73,16 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => manifest::run(cmd),
         Command::Package(cmd) => package::run(cmd),
         Command::Keygen(args) => keygen::run(args),
+        Command::Init(a) => daemon::init(a),
+        Command::Quickstart(a) => quickstart::run(a),
+        Command::Status(a) => daemon::status(&cli.socket, a),
+        Command::Install(a) => daemon::install(&cli.socket, a),
+        Command::List(a) => daemon::list(&cli.socket, a),
+        Command::Grant(a) => daemon::grant(&cli.socket, a),
+        Command::Invoke(a) => daemon::invoke(&cli.socket, a),
+        Command::Explain(a) => daemon::explain(&cli.socket, a),
+        Command::Revoke(a) => daemon::revoke(&cli.socket, a),
+        Command::Audit(a) => daemon::audit(&cli.socket, a),
     };
     match result {
         Ok(code) => code,

@@ -31,10 +31,11 @@ pub struct ControlEnvelope {
 pub enum ControlRequest {
     /// Daemon, keys, zones, connectors and kernel features.
     Status,
-    /// Install a package (its bytes, base64) for one zone.
+    /// Install a package file for one zone. fcpd reads the file only if the caller
+    /// owns it (or is root), so it cannot be used to read files the caller could not.
     Install {
-        /// Package bytes, standard base64.
-        package_b64: String,
+        /// Absolute path of the package file.
+        package_path: String,
         /// Zone the instance is bound to.
         zone: String,
     },

@@ -1,0 +1,221 @@
+//! `fcp quickstart`: from nothing to an audited, explained connector call. It makes a
+//! throwaway home, starts fcpd on it, packages and installs the bundled connectors,
+//! mints a token, calls fcp.echo, shows a denied call with its explanation, and prints
+//! the receipts and the verified audit chain.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use fcp_proto::control::{ControlRequest, InvokeCall};
+use fcp_proto::package::{host_target, Package};
+use serde_json::{json, Value};
+
+use crate::daemon::{find_binary, Client};
+
+/// The bundled connectors: (binary name, manifest text).
+const BUNDLED: &[(&str, &str)] = &[("fcp-echo", include_str!("../../connectors/echo/manifest.toml"))];
+
+/// `fcp quickstart`.
+#[derive(Args)]
+pub(crate) struct QuickstartArgs {
+    /// Use this folder instead of a temporary one (must not exist yet).
+    #[arg(long)]
+    home: Option<PathBuf>,
+    /// Keep the home and leave fcpd's files for inspection.
+    #[arg(long)]
+    keep: bool,
+    /// Print one JSON summary instead of the walkthrough.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Fcpd {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Fcpd {
+    fn drop(&mut self) {
+        let _ = Process::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fcpd(home: &Path) -> anyhow::Result<Fcpd> {
+    let socket = home.join("fcpd.sock");
+    let log = std::fs::File::create(home.join("fcpd.log"))?;
+    let child = Process::new(find_binary("fcpd")?)
+        .arg("run")
+        .arg("--home")
+        .arg(home)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting fcpd")?;
+    let fcpd = Fcpd { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if Client::connect(&fcpd.socket).is_ok() {
+            return Ok(fcpd);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("fcpd did not start; see {}", home.join("fcpd.log").display())
+}
+
+pub(crate) fn run(a: QuickstartArgs) -> anyhow::Result<ExitCode> {
+    let tmp;
+    let home = match &a.home {
+        Some(h) => h.clone(),
+        None => {
+            tmp = std::env::temp_dir().join(format!("fcp-quickstart-{}", std::process::id()));
+            tmp.clone()
+        }
+    };
+    if home.exists() {
+        bail!("{} already exists; quickstart wants a fresh folder", home.display());
+    }
+    let say = |s: &str| {
+        if !a.json {
+            println!("{s}");
+        }
+    };
+    let result = walkthrough(&home, &say, a.json);
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&home);
+    } else {
+        say(&format!("\nkept {}", home.display()));
+    }
+    result
+}
+
+fn walkthrough(home: &Path, say: &dyn Fn(&str), json_out: bool) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(home)?;
+    say(&format!("1. A throwaway home at {}", home.display()));
+    let publisher = fcp_proto::keys::PublisherKey::generate(&mut rand_core::OsRng);
+    let status = Process::new(find_binary("fcpd")?)
+        .args(["init", "--node-id", "node-quickstart", "--json", "--home"])
+        .arg(home.join("state"))
+        .arg("--trust-publisher")
+        .arg(hex::encode(publisher.public().to_bytes()))
+        .stdout(Stdio::piped())
+        .output()
+        .context("fcpd init")?;
+    if !status.status.success() {
+        bail!("fcpd init failed: {}", String::from_utf8_lossy(&status.stderr));
+    }
+    let init: Value = serde_json::from_slice(&status.stdout)?;
+    say(&format!(
+        "   owner key {}, node {} (signing {}, issuance {}), zones {}",
+        init["owner_kid"].as_str().unwrap_or("?"),
+        init["node_id"].as_str().unwrap_or("?"),
+        init["signing_kid"].as_str().unwrap_or("?"),
+        init["issuance_kid"].as_str().unwrap_or("?"),
+        init["zones"]
+    ));
+    let fcpd = start_fcpd(&home.join("state"))?;
+    let mut c = Client::connect(&fcpd.socket)?;
+    say(&format!("2. fcpd is listening on {}", fcpd.socket.display()));
+
+    let (platform, arch) = host_target(std::env::consts::OS, std::env::consts::ARCH)?;
+    let mut installed = Vec::new();
+    for (bin, manifest) in BUNDLED {
+        let binary = std::fs::read(find_binary(bin)?)?;
+        let pkg = Package::build(&publisher, manifest, &binary, platform, arch, crate::daemon_now());
+        let pkg_path = home.join(format!("{bin}.fcppkg"));
+        crate::files::write_atomically(&pkg_path, &pkg.to_bytes(), 0o600)?;
+        let package_path = pkg_path.to_str().ok_or_else(|| anyhow::anyhow!("home path is not UTF-8"))?.to_owned();
+        let v = c.must(ControlRequest::Install { package_path, zone: "z:work".into() })?;
+        say(&format!(
+            "3. Installed {} {} in z:work: signed package verified, binary {}",
+            v["connector"].as_str().unwrap_or("?"),
+            v["version"].as_str().unwrap_or("?"),
+            &v["binary_hash"].as_str().unwrap_or("?")[..16.min(v["binary_hash"].as_str().unwrap_or("").len())]
+        ));
+        installed.push(v);
+    }
+
+    let grant = c.must(ControlRequest::Grant {
+        zone: "z:work".into(),
+        connector: "fcp.echo".into(),
+        operation: "echo".into(),
+        principal: "agent:quickstart".into(),
+        ttl_secs: Some(300),
+    })?;
+    say(&format!(
+        "4. The owner granted agent:quickstart fcp.echo/echo for 5 minutes; token {}",
+        grant["jti"].as_str().unwrap_or("?")
+    ));
+    let token = grant["token_b64"].as_str().map(str::to_owned);
+    let call = |op: &str, input: Value, token: Option<String>| {
+        ControlRequest::Invoke(InvokeCall {
+            zone: "z:work".into(),
+            connector: "fcp.echo".into(),
+            operation: op.into(),
+            input,
+            token_b64: token,
+            principal: "agent:quickstart".into(),
+            idempotency_key: None,
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            intent: false,
+        })
+    };
+    let ok = c.must(call("echo", json!({"hello": "world"}), token.clone()))?;
+    if ok["decision"] != "allow" || ok["outcome"]["status"] != "ok" {
+        bail!("the allowed call did not succeed: {ok}");
+    }
+    say(&format!("5. Allowed call fcp.echo/echo → {}", ok["outcome"]["output"]));
+    say(&format!(
+        "   receipt: {}",
+        serde_json::to_string_pretty(&ok["receipt"]).unwrap_or_default().replace('\n', "\n   ")
+    ));
+
+    let denied = c.must(call("fail", json!({}), token))?;
+    say(&format!(
+        "6. Denied call fcp.echo/fail with the echo token: {} — {}",
+        denied["reason_code"].as_str().unwrap_or("?"),
+        denied["message"].as_str().unwrap_or("")
+    ));
+    let why =
+        c.must(ControlRequest::Explain { request_id: denied["request_id"].as_str().unwrap_or_default().into() })?;
+    say(&format!(
+        "   fcp explain {} → {} ({})",
+        why["request_id"].as_str().unwrap_or("?"),
+        why["decision"].as_str().unwrap_or("?"),
+        why["reason_code"].as_str().unwrap_or("?")
+    ));
+    say(&format!("   inputs: {}", why["inputs"]));
+
+    let verify = c.must(ControlRequest::AuditVerify { zone: "z:work".into() })?;
+    let tail = c.must(ControlRequest::AuditTail { zone: "z:work".into(), after_seq: None, limit: Some(50) })?;
+    say(&format!("7. Audit chain of z:work verified: {} events, intact = {}", verify["events"], verify["ok"]));
+    for e in tail["events"].as_array().into_iter().flatten() {
+        say(&format!("   {:>3} {:<24} {}", e["seq"], e["event_type"].as_str().unwrap_or("?"), e["details"]));
+    }
+    let intact = verify["ok"] == true && denied["decision"] == "deny";
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "home": home, "init": init, "installed": installed, "grant": { "jti": grant["jti"], "expires_at": grant["expires_at"] },
+                "allowed": ok, "denied": denied, "explain": why, "audit_verify": verify, "audit": tail["events"],
+            }))?
+        );
+    }
+    drop(fcpd);
+    Ok(if intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,335 @@
+//! Connector instances: one process per (connector, zone), started on first use,
+//! spoken to over the host protocol (`fcp_proto::host`), restarted with backoff after
+//! a crash, stopped when idle and at shutdown.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fcp_proto::host::{
+    Event, Framer, HandshakeRequest, InvokeRequest, Method, Reply, ReplyBody, Request, ShutdownRequest, TokenBytes,
+};
+use fcp_proto::id::{CanonicalId, ZoneId};
+use rand_core::{OsRng, RngCore};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// Per-request transport timeout (host-protocol §1: 10 s).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a connector call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The process could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// Program.
+        program: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It refused or botched the handshake.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// It exited or broke the protocol; it has been killed and will be restarted.
+    #[error("connector crashed or desynchronised: {0}")]
+    Crashed(String),
+    /// No reply within the timeout; it has been killed.
+    #[error("connector did not answer within {0:?}")]
+    Timeout(Duration),
+    /// It answered with an error.
+    #[error("connector error {code}: {message}")]
+    Failed {
+        /// FCP error code.
+        code: String,
+        /// Message.
+        message: String,
+        /// Whether a retry may succeed.
+        retryable: bool,
+    },
+    /// Restarting too soon after a crash.
+    #[error("connector is restarting after a crash; retry in {0:?}")]
+    Backoff(Duration),
+}
+
+impl ConnectorError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectorError::Spawn { .. } => "connector.spawn_failed",
+            ConnectorError::Handshake(_) => "connector.handshake_failed",
+            ConnectorError::Crashed(_) => "connector.crashed",
+            ConnectorError::Timeout(_) => "connector.timeout",
+            ConnectorError::Failed { .. } => "connector.error",
+            ConnectorError::Backoff(_) => "connector.backoff",
+        }
+    }
+}
+
+/// How to run one instance.
+#[derive(Clone, Debug)]
+pub struct InstanceSpec {
+    /// Connector id.
+    pub connector_id: String,
+    /// Zone.
+    pub zone: ZoneId,
+    /// Binary.
+    pub binary: PathBuf,
+    /// `$CONNECTOR_STATE`.
+    pub state_dir: PathBuf,
+    /// Sent with `configure`.
+    pub config: serde_json::Map<String, Value>,
+    /// This node's issuance public key (handshake `host_public_key`).
+    pub host_public_key: [u8; 32],
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    framer: Framer,
+    pid: Option<u32>,
+}
+
+/// One connector instance.
+pub struct Instance {
+    spec: InstanceSpec,
+    running: Option<Running>,
+    /// Consecutive crashes.
+    crashes: u32,
+    last_crash: Option<Instant>,
+    last_used: Instant,
+    /// Processes started so far.
+    pub starts: u64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("connector", &self.spec.connector_id)
+            .field("zone", &self.spec.zone)
+            .field("running", &self.running.is_some())
+            .finish()
+    }
+}
+
+impl Instance {
+    /// A stopped instance.
+    pub fn new(spec: InstanceSpec) -> Self {
+        Instance { spec, running: None, crashes: 0, last_crash: None, last_used: Instant::now(), starts: 0 }
+    }
+
+    /// Whether a process is up.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The process id, when running.
+    pub fn pid(&self) -> Option<u32> {
+        self.running.as_ref().and_then(|r| r.pid)
+    }
+
+    /// Time since the last call.
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.elapsed()
+    }
+
+    fn backoff(&self) -> Duration {
+        if self.crashes == 0 {
+            return Duration::ZERO;
+        }
+        let d = Duration::from_millis(100u64.saturating_mul(1 << self.crashes.min(6)));
+        d.min(MAX_BACKOFF)
+    }
+
+    async fn start(&mut self) -> Result<(), ConnectorError> {
+        if let Some(at) = self.last_crash {
+            let wait = self.backoff().saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                return Err(ConnectorError::Backoff(wait));
+            }
+        }
+        std::fs::create_dir_all(&self.spec.state_dir)
+            .map_err(|source| ConnectorError::Spawn { program: self.spec.state_dir.clone(), source })?;
+        // Until the jail lands (issue 4) a plain child: empty environment but for what the
+        // host protocol needs, its own state dir as cwd, killed with fcpd.
+        let mut cmd = Command::new(&self.spec.binary);
+        cmd.env_clear()
+            .env("CONNECTOR_STATE", &self.spec.state_dir)
+            .env("FCP_ZONE", self.spec.zone.as_str())
+            .current_dir(&self.spec.state_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child =
+            cmd.spawn().map_err(|source| ConnectorError::Spawn { program: self.spec.binary.clone(), source })?;
+        self.starts += 1;
+        let pid = child.id();
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(ConnectorError::Crashed("stdio pipes missing".into()));
+        };
+        let who = format!("{}@{}", self.spec.connector_id, self.spec.zone);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(connector = %who, "{}", line.chars().take(4096).collect::<String>());
+            }
+        });
+        self.running = Some(Running { child, stdin, stdout, framer: Framer::new(), pid });
+        let mut nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut nonce);
+        let hs = HandshakeRequest::new(self.spec.zone.clone(), self.spec.host_public_key, nonce);
+        match self.exchange(Request::Handshake(hs)).await {
+            Ok(Reply { outcome: Ok(ReplyBody::Handshake(_)), .. }) => {}
+            Ok(other) => {
+                self.kill().await;
+                return Err(ConnectorError::Handshake(format!("unexpected reply {:?}", other.method)));
+            }
+            Err(e) => {
+                self.kill().await;
+                return Err(ConnectorError::Handshake(e.to_string()));
+            }
+        }
+        if let Err(e) = self.exchange(Request::Configure(self.spec.config.clone())).await {
+            self.kill().await;
+            return Err(ConnectorError::Handshake(format!("configure: {e}")));
+        }
+        Ok(())
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            let _ = r.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(2), r.child.wait()).await;
+        }
+    }
+
+    async fn crashed(&mut self, why: String) -> ConnectorError {
+        self.kill().await;
+        self.crashes = self.crashes.saturating_add(1);
+        self.last_crash = Some(Instant::now());
+        ConnectorError::Crashed(why)
+    }
+
+    /// One request/reply on the running process.
+    async fn exchange(&mut self, req: Request) -> Result<Reply, ConnectorError> {
+        let Some(r) = self.running.as_mut() else { return Err(ConnectorError::Crashed("not running".into())) };
+        let out = r.framer.send(&req).map_err(|e| ConnectorError::Crashed(e.to_string()))?;
+        if let Err(e) = r.stdin.write_all(&out.bytes).await {
+            let _ = r.framer.write_failed();
+            return Err(self.crashed(format!("write to connector: {e}")).await);
+        }
+        let _ = r.stdin.flush().await;
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let Some(r) = self.running.as_mut() else { return Err(ConnectorError::Crashed("not running".into())) };
+            let read = tokio::time::timeout_at(deadline, r.stdout.read(&mut buf)).await;
+            let events = match read {
+                Err(_) => {
+                    let _ = r.framer.timed_out();
+                    self.kill().await;
+                    self.crashes = self.crashes.saturating_add(1);
+                    self.last_crash = Some(Instant::now());
+                    return Err(ConnectorError::Timeout(CALL_TIMEOUT));
+                }
+                Ok(Ok(0)) => r.framer.eof(),
+                Ok(Ok(n)) => r.framer.push(&buf[..n]),
+                Ok(Err(e)) => return Err(self.crashed(format!("read from connector: {e}")).await),
+            };
+            for ev in events {
+                match ev {
+                    Event::Reply(reply) if reply.id == out.id => return Ok(*reply),
+                    Event::Reply(_) | Event::Stale { .. } => {}
+                    Event::Rejected { error, .. } => {
+                        return Err(ConnectorError::Failed {
+                            code: "FCP-1002".into(),
+                            message: error.to_string(),
+                            retryable: false,
+                        })
+                    }
+                    Event::Poisoned { error, .. } => return Err(self.crashed(error.to_string()).await),
+                }
+            }
+        }
+    }
+
+    /// Invokes `operation` with `input`, starting the process first if needed. The
+    /// connector leg carries `token`, minted by this node for exactly this call.
+    pub async fn invoke(
+        &mut self,
+        request_id: &str,
+        operation: &str,
+        input: Value,
+        token: Vec<u8>,
+    ) -> Result<Value, ConnectorError> {
+        self.last_used = Instant::now();
+        if self.running.is_none() {
+            self.start().await?;
+        }
+        let bad = |what: &str| ConnectorError::Failed {
+            code: "FCP-1002".into(),
+            message: format!("invalid {what}"),
+            retryable: false,
+        };
+        let connector = CanonicalId::new(&self.spec.connector_id).map_err(|_| bad("connector id"))?;
+        let op = CanonicalId::new(operation).map_err(|_| bad("operation id"))?;
+        let req = InvokeRequest::new(request_id, connector, op, self.spec.zone.clone(), input, TokenBytes(token));
+        let reply = self.exchange(Request::Invoke(Box::new(req))).await?;
+        self.last_used = Instant::now();
+        match reply.outcome {
+            Ok(ReplyBody::Invoke(ok)) => {
+                self.crashes = 0;
+                Ok(ok.response.result.unwrap_or(Value::Null))
+            }
+            Ok(_) => Err(ConnectorError::Crashed(format!("reply to {:?} of the wrong kind", Method::Invoke))),
+            Err(f) => Err(ConnectorError::Failed {
+                code: f.code().to_string(),
+                message: f.error.message.clone(),
+                retryable: f.retryable(),
+            }),
+        }
+    }
+
+    /// Asks for health, starting the process if needed.
+    pub async fn health(&mut self) -> Result<Value, ConnectorError> {
+        if self.running.is_none() {
+            self.start().await?;
+        }
+        match self.exchange(Request::Health).await?.outcome {
+            Ok(ReplyBody::Health(h)) => {
+                Ok(serde_json::json!({ "state": format!("{:?}", h.state), "details": h.details }))
+            }
+            Ok(_) => Err(ConnectorError::Crashed("reply to health of the wrong kind".into())),
+            Err(f) => Err(ConnectorError::Failed {
+                code: f.code().to_string(),
+                message: f.error.message.clone(),
+                retryable: f.retryable(),
+            }),
+        }
+    }
+
+    /// Stops the process: `shutdown`, close stdin, then kill after a grace period.
+    pub async fn stop(&mut self) {
+        if self.running.is_some() {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.exchange(Request::Shutdown(ShutdownRequest::default())),
+            )
+            .await;
+        }
+        if let Some(mut r) = self.running.take() {
+            drop(r.stdin);
+            if tokio::time::timeout(Duration::from_secs(2), r.child.wait()).await.is_err() {
+                let _ = r.child.start_kill();
+                let _ = r.child.wait().await;
+            }
+        }
+    }
+}

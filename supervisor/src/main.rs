@@ -1,0 +1,126 @@
+//! `fcpd`: the FCP supervisor daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use fcp_supervisor::{api, daemon::Daemon, home};
+
+/// The FCP supervisor.
+#[derive(Parser)]
+#[command(name = "fcpd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a state directory: owner and node keys (0600), the node's attestation
+    /// and the five standard zones as owner-signed policy objects.
+    Init {
+        /// State directory.
+        #[arg(long, default_value = "/var/lib/fcp")]
+        home: PathBuf,
+        /// Node id (a canonical id); default node-<hostname>.
+        #[arg(long)]
+        node_id: Option<String>,
+        /// Trust this publisher key (64 hex digits) for `fcp install`; repeatable.
+        #[arg(long = "trust-publisher")]
+        trust_publisher: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the daemon.
+    Run {
+        /// State directory.
+        #[arg(long, default_value = "/var/lib/fcp")]
+        home: PathBuf,
+        /// Control socket.
+        #[arg(long, default_value = "/run/fcp/fcpd.sock")]
+        socket: PathBuf,
+        /// Stop connectors idle this many seconds.
+        #[arg(long, default_value_t = 300)]
+        idle_secs: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FCP_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fcpd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Init { home, node_id, trust_publisher, json } => {
+            let pubs = trust_publisher
+                .iter()
+                .map(|h| {
+                    let mut k = [0u8; 32];
+                    hex::decode_to_slice(h, &mut k)
+                        .map(|()| k)
+                        .map_err(|_| anyhow::anyhow!("--trust-publisher {h:?} is not 64 hex digits"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let node_id = node_id.unwrap_or_else(home::default_node_id);
+            let report = home::init(&home, &node_id, &pubs)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("initialised {} for node {}", report.home.display(), report.node_id);
+                println!("  owner key     kid {}", report.owner_kid);
+                println!("  signing key   kid {}", report.signing_kid);
+                println!("  issuance key  kid {}", report.issuance_kid);
+                println!("  zones         {}", report.zones.join(", "));
+            }
+            Ok(())
+        }
+        Cmd::Run { home, socket, idle_secs } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let h = home::Home::load(&home)?;
+                let daemon = Arc::new(Daemon::open(h).map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?);
+                let listener = api::bind(&socket)?;
+                tracing::info!(socket = %socket.display(), home = %home.display(), "fcpd ready");
+                let _ = sd_notify();
+                let reaper = daemon.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        reaper.reap_idle(Duration::from_secs(idle_secs)).await;
+                    }
+                });
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    r = api::serve(listener, daemon.clone()) => r?,
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+                tracing::info!("shutting down");
+                daemon.shutdown().await;
+                let _ = std::fs::remove_file(&socket);
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Tells systemd we are ready (Type=notify), when it is listening.
+fn sd_notify() -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(()) };
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.send_to(b"READY=1", PathBuf::from(path))?;
+    Ok(())
+}
