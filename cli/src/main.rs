@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod daemon;
+mod doctor;
 mod files;
 mod keyfile;
 mod keygen;
@@ -59,6 +61,12 @@ enum Command {
     /// A zone's audit chain: tail it, or verify it (exit 1 on a break).
     #[command(subcommand)]
     Audit(daemon::AuditCommand),
+    /// Keys, zones, connectors, and what this kernel supports (Landlock, seccomp,
+    /// namespaces, cgroups). Exit 1 when something needs attention.
+    Doctor(doctor::DoctorArgs),
+    /// Benchmarks with JSON output (`fcp bench invoke-local --json`).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Seconds since the epoch.
@@ -83,6 +91,8 @@ fn main() -> ExitCode {
         Command::Explain(a) => daemon::explain(&cli.socket, a),
         Command::Revoke(a) => daemon::revoke(&cli.socket, a),
         Command::Audit(a) => daemon::audit(&cli.socket, a),
+        Command::Bench(a) => bench::run(a),
+        Command::Doctor(a) => doctor::run(&cli.socket, a),
     };
     match result {
         Ok(code) => code,

@@ -32,9 +32,9 @@ pub(crate) struct QuickstartArgs {
     json: bool,
 }
 
-struct Fcpd {
+pub(crate) struct Fcpd {
     child: Child,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Drop for Fcpd {
@@ -52,7 +52,7 @@ impl Drop for Fcpd {
     }
 }
 
-fn start_fcpd(home: &Path) -> anyhow::Result<Fcpd> {
+pub(crate) fn start_fcpd(home: &Path) -> anyhow::Result<Fcpd> {
     let socket = home.join("fcpd.sock");
     let log = std::fs::File::create(home.join("fcpd.log"))?;
     let child = Process::new(find_binary("fcpd")?)

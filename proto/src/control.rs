@@ -41,6 +41,14 @@ pub enum ControlRequest {
     },
     /// Installed connectors.
     List,
+    /// Stop an instance if it runs, start it again and wait for its first `health`
+    /// answer: the connector's cold start, measured by fcpd.
+    Restart {
+        /// Connector id.
+        connector: String,
+        /// Zone.
+        zone: String,
+    },
     /// Owner grants a capability and this node mints a token for it.
     Grant {
         /// Zone.

@@ -194,6 +194,7 @@ impl Daemon {
                 self.install(&bytes, &zone).await
             }
             ControlRequest::List => self.list().await,
+            ControlRequest::Restart { connector, zone } => self.restart(&connector, &zone).await,
             ControlRequest::Grant { zone, connector, operation, principal, ttl_secs } => {
                 self.grant(&zone, &connector, &operation, &principal, ttl_secs).await
             }
@@ -255,14 +256,51 @@ impl Daemon {
         }))
     }
 
+    async fn restart(&self, connector: &str, zone: &str) -> Result<Value, RequestFailure> {
+        let zone = parse_zone(zone)?;
+        let key = instance_key(connector, &zone);
+        let spec = {
+            let st = self.state.lock().await;
+            let inst = st
+                .installed
+                .get(&key)
+                .ok_or_else(|| fail("connector.not_installed", format!("{connector} is not installed in {zone}")))?;
+            self.spec_for(inst, &zone)
+        };
+        let instance = {
+            let mut map = self.instances.lock().await;
+            map.entry(key).or_insert_with(|| Arc::new(Mutex::new(Instance::new(spec)))).clone()
+        };
+        let mut i = instance.lock().await;
+        i.stop().await;
+        let t0 = std::time::Instant::now();
+        let health = i.health().await.map_err(|e| fail(e.code(), e.to_string()))?;
+        let cold = t0.elapsed();
+        Ok(json!({ "cold_start_us": cold.as_micros() as u64, "pid": i.pid(), "health": health, "starts": i.starts }))
+    }
+
+    fn spec_for(&self, inst: &Installed, zone: &ZoneId) -> InstanceSpec {
+        InstanceSpec {
+            connector_id: inst.record.connector_id.clone(),
+            zone: zone.clone(),
+            binary: self.home.connector_dir(&inst.binary_hash).join("binary"),
+            state_dir: self.home.instance_dir(&inst.record.connector_id, zone),
+            config: inst.record.config.as_object().cloned().unwrap_or_default(),
+            host_public_key: self.home.node.issuance.public().to_bytes(),
+        }
+    }
+
     async fn list(&self) -> Result<Value, RequestFailure> {
         let st = self.state.lock().await;
         let instances = self.instances.lock().await;
         let mut out = Vec::new();
         for (key, i) in &st.installed {
-            let running = match instances.get(key) {
-                Some(inst) => inst.lock().await.is_running(),
-                None => false,
+            let (running, pid) = match instances.get(key) {
+                Some(inst) => {
+                    let i = inst.lock().await;
+                    (i.is_running(), i.pid())
+                }
+                None => (false, None),
             };
             out.push(json!({
                 "connector": i.record.connector_id,
@@ -271,6 +309,7 @@ impl Daemon {
                 "binary_hash": i.record.binary_hash,
                 "operations": i.manifest.operations.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
                 "running": running,
+                "pid": pid,
             }));
         }
         out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
@@ -646,14 +685,7 @@ impl Daemon {
             };
             let opspec = OperationSpec { id: op_id.to_string(), capability: op.capability.to_string(), tier };
             let schemas = (op.input_schema.clone(), op.output_schema.clone());
-            let spec = InstanceSpec {
-                connector_id: call.connector.clone(),
-                zone: zone.clone(),
-                binary: self.home.connector_dir(&inst.binary_hash).join("binary"),
-                state_dir: self.home.instance_dir(&call.connector, &zone),
-                config: inst.record.config.as_object().cloned().unwrap_or_default(),
-                host_public_key: self.home.node.issuance.public().to_bytes(),
-            };
+            let spec = self.spec_for(inst, &zone);
             // This node holds the owner key and the whole revocation log: its view is
             // complete by construction, so it is fresh as of now.
             if let Some(v) = st.views.get_mut(&zone) {
