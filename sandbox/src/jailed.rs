@@ -1,0 +1,233 @@
+//! [`Jailed`]: a running connector, its stdio, and the layers around it.
+
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
+
+use crate::error::SandboxError;
+use crate::layers::Layers;
+use crate::recording::FakeProcess;
+
+/// A connector started by a [`Sandbox`](crate::Sandbox).
+///
+/// The connector leads its own process group; [`Jailed::kill`] signals the whole group.
+/// Dropping a `Jailed` whose connector has not been reaped kills the group and reaps the
+/// connector, so a connector never outlives its handle.
+///
+/// **Wall clock.** Nothing runs in the background: the wall-clock limit of the spec is
+/// enforced only by [`Jailed::wait_timeout`], for a caller that blocks a thread on it. An
+/// async caller (fcpd) instead sleeps until [`Jailed::deadline`] and calls
+/// [`Jailed::kill`].
+#[derive(Debug)]
+pub struct Jailed {
+    pid: u32,
+    process: Process,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    backend: &'static str,
+    in_force: Layers,
+    missing: Layers,
+    deadline: Instant,
+    status: Option<ExitStatus>,
+}
+
+#[derive(Debug)]
+enum Process {
+    Os(Child),
+    Fake(FakeProcess),
+}
+
+/// How [`Jailed::wait_timeout`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The connector exited (or was killed by someone else) before the deadline.
+    Exited(ExitStatus),
+    /// The deadline passed; the process group was killed and the connector reaped.
+    TimedOut(ExitStatus),
+}
+
+impl Jailed {
+    /// Wraps a real child; its stdio must be piped.
+    pub(crate) fn from_child(
+        mut child: Child,
+        backend: &'static str,
+        in_force: Layers,
+        missing: Layers,
+        wall_clock: Duration,
+    ) -> Jailed {
+        Jailed {
+            pid: child.id(),
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            stderr: child.stderr.take(),
+            process: Process::Os(child),
+            backend,
+            in_force,
+            missing,
+            deadline: deadline_after(wall_clock),
+            status: None,
+        }
+    }
+
+    /// Wraps a fake process of [`RecordingSandbox`](crate::RecordingSandbox).
+    pub(crate) fn from_fake(
+        pid: u32,
+        process: FakeProcess,
+        stdio: (ChildStdin, ChildStdout, ChildStderr),
+        backend: &'static str,
+        in_force: Layers,
+        missing: Layers,
+        wall_clock: Duration,
+    ) -> Jailed {
+        Jailed {
+            pid,
+            process: Process::Fake(process),
+            stdin: Some(stdio.0),
+            stdout: Some(stdio.1),
+            stderr: Some(stdio.2),
+            backend,
+            in_force,
+            missing,
+            deadline: deadline_after(wall_clock),
+            status: None,
+        }
+    }
+
+    /// The connector's pid, which is also its process group and session id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Takes the connector's stdin (the write end); `None` once taken.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Takes the connector's stdout (the read end); `None` once taken.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Takes the connector's stderr (the read end); `None` once taken.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.stderr.take()
+    }
+
+    /// The [`Sandbox::name`](crate::Sandbox::name) of the backend that spawned it.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The layers in force around the connector.
+    pub fn layers(&self) -> Layers {
+        self.in_force
+    }
+
+    /// The layers that are not in force, all allowed by the spec's
+    /// [`Degradation`](crate::Degradation). The caller writes one audit record for each.
+    pub fn missing_layers(&self) -> Layers {
+        self.missing
+    }
+
+    /// When the spec's wall-clock limit runs out (measured from the end of the spawn).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Sends SIGKILL to the connector's process group. A group that is already gone is
+    /// not an error. Descendants that left the group (`setsid`) are out of reach of the
+    /// plain backend; the pid namespace of the full jail closes that gap.
+    pub fn kill(&mut self) -> Result<(), SandboxError> {
+        match &mut self.process {
+            Process::Fake(fake) => {
+                fake.kill();
+                Ok(())
+            }
+            Process::Os(child) => {
+                let Some(group) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
+                    return Err(SandboxError::Kill { pid: self.pid, source: Errno::INVAL.into() });
+                };
+                match rustix::process::kill_process_group(group, Signal::KILL) {
+                    Ok(()) | Err(Errno::SRCH) => {}
+                    Err(e) => return Err(SandboxError::Kill { pid: self.pid, source: e.into() }),
+                }
+                // The connector itself too, in case it left its group; until it is reaped
+                // its pid cannot be reused, and std skips the signal once it is.
+                if self.status.is_none() {
+                    child.kill().map_err(|source| SandboxError::Kill { pid: self.pid, source })?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The connector's exit status if it has exited, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, SandboxError> {
+        if self.status.is_some() {
+            return Ok(self.status);
+        }
+        self.status = match &mut self.process {
+            Process::Os(child) => child.try_wait().map_err(|source| SandboxError::Wait { pid: self.pid, source })?,
+            Process::Fake(fake) => fake.try_wait(),
+        };
+        Ok(self.status)
+    }
+
+    /// Waits for the connector to exit. Closes its stdin first if it was not taken, as
+    /// [`Child::wait`] does, so a connector reading stdin sees EOF.
+    pub fn wait(&mut self) -> Result<ExitStatus, SandboxError> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        drop(self.stdin.take());
+        let status = match &mut self.process {
+            Process::Os(child) => child.wait().map_err(|source| SandboxError::Wait { pid: self.pid, source })?,
+            Process::Fake(fake) => fake.wait(),
+        };
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// Waits for the connector until [`Jailed::deadline`]; past it, kills the process
+    /// group and reaps the connector. Blocks the calling thread, polling every few
+    /// milliseconds.
+    pub fn wait_timeout(&mut self) -> Result<Outcome, SandboxError> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Outcome::Exited(status));
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                self.kill()?;
+                return self.wait().map(Outcome::TimedOut);
+            }
+            thread::sleep(pause.min(self.deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Jailed {
+    fn drop(&mut self) {
+        if matches!(self.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // Errors cannot be returned from drop; a failed kill leaves the wait to block
+        // only if the connector is still alive, which the kill just tried to prevent.
+        if self.kill().is_ok() {
+            let _ = self.wait();
+        }
+    }
+}
+
+fn deadline_after(wall_clock: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let now = Instant::now();
+    // A limit past what Instant can hold is capped at a year; failing that, it is now.
+    now.checked_add(wall_clock).or_else(|| now.checked_add(YEAR)).unwrap_or(now)
+}

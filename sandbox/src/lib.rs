@@ -1,0 +1,55 @@
+//! FCP sandbox: starts a connector behind the [`Sandbox`] trait and applies its
+//! hardening between fork and exec. Synchronous (no tokio); it parses no manifest (the
+//! caller passes a parsed [`fcp_policy::manifest::Manifest`] to
+//! [`SpawnSpec::from_manifest`]).
+//!
+//! - [`SpawnSpec`]: program, arguments, exact environment, state dir, [`Limits`],
+//!   [`Isolation`] and the owner's [`Degradation`] policy.
+//! - [`Sandbox`]: the backend interface; [`Jailed`] is a running connector.
+//! - [`PlainProcess`]: a plain child process with the hygiene that needs no privilege
+//!   (environment, fds, death signal, process group, rlimits, no_new_privs). It reports
+//!   the layers it does not apply and refuses to spawn unless the spec's degradation
+//!   policy allows them missing (house style §3.2 point 9).
+//! - [`RecordingSandbox`]: a fake for the supervisor's unit tests, passed in explicitly.
+//!
+//! The full Linux jail (namespaces, pivot_root, Landlock, seccomp, cgroups, capability
+//! drop) is a later backend of the same trait. All unsafe code lives in `src/sys/`.
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod error;
+mod jailed;
+mod layers;
+mod pipe;
+mod plain;
+mod prexec;
+mod recording;
+mod spec;
+mod state_dir;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use error::SandboxError;
+pub use jailed::{Jailed, Outcome};
+pub use layers::{Degradation, Layer, Layers};
+pub use plain::PlainProcess;
+pub use recording::{RecordedChild, RecordingSandbox};
+pub use spec::{Environment, Isolation, Limits, Resource, SpawnSpec, CONNECTOR_STATE_VAR};
+
+/// A backend that starts connectors. Implementations: [`PlainProcess`] and
+/// [`RecordingSandbox`]; the full jail comes later. Callers hold it as `&dyn Sandbox` or
+/// a generic and never pick one by `cfg!(test)`.
+pub trait Sandbox {
+    /// Starts the connector of `spec`. Fails closed: if the backend cannot put a layer in
+    /// force and `spec`'s [`Degradation`] does not allow it missing, or any hardening
+    /// step fails, nothing runs.
+    fn spawn(&self, spec: &SpawnSpec) -> Result<Jailed, SandboxError>;
+
+    /// The backend's name, for audit records.
+    fn name(&self) -> &'static str;
+
+    /// The layers this backend puts in force around every connector it spawns.
+    fn layers(&self) -> Layers;
+}
