@@ -240,6 +240,53 @@ pub(crate) fn list(sock: &SocketArg, a: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `fcp configure`.
+#[derive(Args)]
+pub(crate) struct ConfigureArgs {
+    /// Connector id.
+    #[arg(long)]
+    connector: String,
+    /// Zone.
+    #[arg(long)]
+    zone: String,
+    /// The config, a JSON object. Name credentials by `credential_id`.
+    #[arg(long)]
+    config: String,
+    /// Allow values under secret-looking keys (audited).
+    #[arg(long)]
+    allow_inline_secrets: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn configure(sock: &SocketArg, a: ConfigureArgs) -> anyhow::Result<ExitCode> {
+    let config: Value = serde_json::from_str(&a.config).context("--config is not JSON")?;
+    let req = ControlRequest::Configure {
+        connector: a.connector,
+        zone: a.zone,
+        config,
+        allow_inline_secrets: a.allow_inline_secrets,
+    };
+    match Client::connect(&sock.path())?.call(req)? {
+        Ok(v) => {
+            print(a.json, &v, |v| {
+                println!(
+                    "configured {} in {} (keys {}); it restarts on next use",
+                    v["connector"].as_str().unwrap_or("?"),
+                    v["zone"].as_str().unwrap_or("?"),
+                    v["keys"]
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err((code, msg)) => {
+            refusal(a.json, &code, &msg);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// Parses a duration like `300`, `90s`, `5m`, `2h`, `1d`.
 pub(crate) fn parse_ttl(s: &str) -> Result<u64, String> {
     let (num, mult) = match s.chars().last() {

@@ -50,6 +50,8 @@ enum Command {
     Install(daemon::InstallArgs),
     /// Installed connectors.
     List(daemon::ListArgs),
+    /// Set an instance's config (credentials by `credential_id`; inline secrets only when allowed, audited).
+    Configure(daemon::ConfigureArgs),
     /// The owner grants an operation to a principal; prints (or writes) a token.
     Grant(daemon::GrantArgs),
     /// Invoke an operation through fcpd's pipeline (exit 0 ok, 1 denied or failed).
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Status(a) => daemon::status(&cli.socket, a),
         Command::Install(a) => daemon::install(&cli.socket, a),
         Command::List(a) => daemon::list(&cli.socket, a),
+        Command::Configure(a) => daemon::configure(&cli.socket, a),
         Command::Grant(a) => daemon::grant(&cli.socket, a),
         Command::Invoke(a) => daemon::invoke(&cli.socket, a),
         Command::Explain(a) => daemon::explain(&cli.socket, a),

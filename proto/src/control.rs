@@ -41,6 +41,20 @@ pub enum ControlRequest {
     },
     /// Installed connectors.
     List,
+    /// Set an instance's operator config, sent with `configure` at its next start.
+    /// Credentials go as `credential_id` references; a value under a secret-looking
+    /// key is refused unless `allow_inline_secrets` (audited either way).
+    Configure {
+        /// Connector id.
+        connector: String,
+        /// Zone.
+        zone: String,
+        /// The config object.
+        config: Value,
+        /// The owner allows inline secrets for this connector.
+        #[serde(default)]
+        allow_inline_secrets: bool,
+    },
     /// Stop an instance if it runs, start it again and wait for its first `health`
     /// answer: the connector's cold start, measured by fcpd.
     Restart {

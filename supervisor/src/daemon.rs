@@ -195,6 +195,9 @@ impl Daemon {
             }
             ControlRequest::List => self.list().await,
             ControlRequest::Restart { connector, zone } => self.restart(&connector, &zone).await,
+            ControlRequest::Configure { connector, zone, config, allow_inline_secrets } => {
+                self.configure(&connector, &zone, config, allow_inline_secrets).await
+            }
             ControlRequest::Grant { zone, connector, operation, principal, ttl_secs } => {
                 self.grant(&zone, &connector, &operation, &principal, ttl_secs).await
             }
@@ -277,6 +280,65 @@ impl Daemon {
         let health = i.health().await.map_err(|e| fail(e.code(), e.to_string()))?;
         let cold = t0.elapsed();
         Ok(json!({ "cold_start_us": cold.as_micros() as u64, "pid": i.pid(), "health": health, "starts": i.starts }))
+    }
+
+    async fn configure(
+        &self,
+        connector: &str,
+        zone: &str,
+        config: Value,
+        allow_inline: bool,
+    ) -> Result<Value, RequestFailure> {
+        let zone = parse_zone(zone)?;
+        let Value::Object(map) = &config else {
+            return Err(fail("configure.not_an_object", "config must be a JSON object"));
+        };
+        let secrets = secret_keys(map, "");
+        if !secrets.is_empty() && !allow_inline {
+            return Err(fail(
+                "configure.inline_secret",
+                format!(
+                    "{} look like inline secrets; pass credentials as credential_id references (the egress proxy injects them), or allow inline secrets for this connector explicitly",
+                    secrets.join(", ")
+                ),
+            ));
+        }
+        let key = instance_key(connector, &zone);
+        let now = now();
+        let mut st = self.state.lock().await;
+        let inst = st
+            .installed
+            .get(&key)
+            .ok_or_else(|| fail("connector.not_installed", format!("{connector} is not installed in {zone}")))?;
+        let mut record = inst.record.clone();
+        record.config = config.clone();
+        let bytes = serde_json::to_vec(&record).map_err(|e| fail("internal", e.to_string()))?;
+        let mut keys: Vec<String> = map.keys().cloned().collect();
+        keys.sort();
+        let draft = EventDraft {
+            event_type: "connector.configure".into(),
+            actor: "owner".into(),
+            occurred_at: now,
+            connector_id: Some(connector.to_owned()),
+            details: [("keys".to_owned(), keys.join(",")), ("inline_secrets".to_owned(), secrets.join(","))].into(),
+            ..EventDraft::default()
+        };
+        let seq = self.commit_with_event(
+            &mut st,
+            &zone,
+            draft,
+            Batch { instance: Some((key.clone(), bytes)), ..Batch::default() },
+        )?;
+        if let Some(i) = st.installed.get_mut(&key) {
+            i.record = record;
+        }
+        drop(st);
+        if let Some(old) = self.instances.lock().await.remove(&key) {
+            old.lock().await.stop().await;
+        }
+        Ok(
+            json!({ "connector": connector, "zone": zone.to_string(), "keys": keys, "inline_secrets": secrets, "audit_seq": seq }),
+        )
     }
 
     fn spec_for(&self, inst: &Installed, zone: &ZoneId) -> InstanceSpec {
@@ -1087,6 +1149,27 @@ fn read_package(path: &str, caller_uid: Option<u32>) -> Result<Vec<u8>, RequestF
     Ok(bytes)
 }
 
+/// Keys whose names say they hold a secret (`credential_id` references are fine).
+fn secret_keys(map: &serde_json::Map<String, Value>, prefix: &str) -> Vec<String> {
+    const WORDS: [&str; 7] = ["secret", "password", "passwd", "token", "api_key", "apikey", "private_key"];
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let lower = k.to_ascii_lowercase();
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        if lower != "credential_id"
+            && !lower.ends_with("_credential_id")
+            && WORDS.iter().any(|w| lower.contains(w))
+            && !v.is_null()
+        {
+            out.push(path.clone());
+        }
+        if let Value::Object(inner) = v {
+            out.extend(secret_keys(inner, &path));
+        }
+    }
+    out
+}
+
 fn now_after(t: u64) -> u64 {
     now().max(t)
 }
@@ -1100,5 +1183,34 @@ fn validate(schema: &Value, value: &Value) -> Result<(), String> {
         Ok(())
     } else {
         Err(errors.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_keys_are_found_at_any_depth() {
+        let v = json!({
+            "root": "/srv", "credential_id": "cred:github", "github_credential_id": "x",
+            "auth": { "api_key": "sk-123", "Password": "hunter2", "token_url": null },
+            "retries": 3,
+        });
+        let Value::Object(m) = v else { unreachable!("literal object") };
+        let mut found = secret_keys(&m, "");
+        found.sort();
+        assert_eq!(found, vec!["auth.Password".to_owned(), "auth.api_key".to_owned()]);
+    }
+
+    #[test]
+    fn schemas_fail_closed() {
+        assert_eq!(validate(&json!({"type": "object"}), &json!({"a": 1})), Ok(()));
+        assert!(validate(&json!({"type": "object"}), &json!("text")).is_err());
+        assert!(
+            validate(&json!({"type": "no-such-type"}), &json!(1)).is_err(),
+            "a schema that does not compile refuses"
+        );
+        assert_eq!(validate(&json!({}), &json!([1, 2])), Ok(()));
     }
 }
