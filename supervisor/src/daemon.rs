@@ -374,7 +374,7 @@ impl Daemon {
                 "pid": pid,
             }));
         }
-        out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        out.sort_by_key(|a| a.to_string());
         Ok(json!({ "connectors": out }))
     }
 
