@@ -53,3 +53,22 @@ pub trait Sandbox {
     /// The layers this backend puts in force around every connector it spawns.
     fn layers(&self) -> Layers;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn backends_are_objects_that_cross_threads() {
+        send_sync::<PlainProcess>();
+        send_sync::<RecordingSandbox>();
+        send::<Jailed>();
+        send_sync::<SpawnSpec>();
+        let backends: [&dyn Sandbox; 2] = [&PlainProcess::new(), &RecordingSandbox::new(Layers::ALL)];
+        let names: Vec<_> = backends.iter().map(|b| (b.name(), b.layers())).collect();
+        assert_eq!(names, [("plain", PlainProcess::LAYERS), ("recording", Layers::ALL)]);
+    }
+}

@@ -16,6 +16,7 @@ use crate::spec::{Limits, Resource};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChildPlan {
     /// The spawning process; the child checks it is still its parent once its death signal is armed.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) parent: rustix::process::Pid,
     /// The rlimits to set, soft and hard, in order.
     pub(crate) rlimits: [Option<(Resource, u64)>; Resource::ALL.len()],

@@ -152,7 +152,8 @@ impl RecordedChild {
         self.process.finish(ExitStatus::from_raw(i32::from(code) << 8));
     }
 
-    /// How many times [`Jailed::kill`] was called on it.
+    /// How many times it was killed: [`Jailed::kill`], a wall-clock timeout, or dropping
+    /// its [`Jailed`] before it exited.
     pub fn kills(&self) -> u32 {
         self.process.lock().kills
     }

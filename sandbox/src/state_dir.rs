@@ -57,8 +57,22 @@ mod tests {
         }
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn reports_a_failed_create() {
+        // procfs refuses new directories, even to root.
+        let path = Path::new("/proc/self/fcp-sandbox-state");
+        match prepare(path) {
+            Err(SandboxError::CreateStateDir { path: got, source }) => {
+                assert_eq!(got, path);
+                assert!(source.raw_os_error().is_some(), "{source}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_a_failed_inspection() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let file = tmp.path().join("file");
         fs::write(&file, b"").expect("write");

@@ -1,5 +1,8 @@
 //! `PlainProcess` against real processes. The probe binary reports from inside what it
-//! got; nothing is mocked. None of these tests needs privilege.
+//! got; nothing is mocked. None of these tests needs privilege. Linux only: the probe
+//! reads `/proc`.
+
+#![cfg(target_os = "linux")]
 
 use std::collections::BTreeMap;
 use std::fs;

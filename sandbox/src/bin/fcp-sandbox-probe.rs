@@ -86,7 +86,10 @@ fn report(with_stdin: bool) -> Result<(), Box<dyn Error>> {
     let field = |name: &str| -> Option<String> {
         status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_owned()))
     };
+    #[cfg(target_os = "linux")]
     let pdeathsig = rustix::process::parent_process_death_signal()?.map(|s| s.as_raw());
+    #[cfg(not(target_os = "linux"))]
+    let pdeathsig: Option<i32> = None;
 
     let stdin = if with_stdin {
         let mut text = String::new();
