@@ -162,7 +162,12 @@ pub(crate) fn status(sock: &SocketArg, a: StatusArgs) -> anyhow::Result<ExitCode
             );
         }
         println!("installed connectors: {}", v["installed"]);
-        println!("sandbox: {}", v["sandbox"].as_str().unwrap_or("?"));
+        println!(
+            "sandbox: {} (in force: {}; allowed missing by owner policy: {})",
+            v["sandbox"]["backend"].as_str().unwrap_or("?"),
+            v["sandbox"]["layers"],
+            v["sandbox"]["allowed_missing"]
+        );
     });
     Ok(ExitCode::SUCCESS)
 }

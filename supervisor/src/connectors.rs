@@ -3,8 +3,10 @@
 //! a crash, stopped when idle and at shutdown.
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use fcp_sandbox::{Jailed, Sandbox, SpawnSpec};
 
 use fcp_proto::host::{
     Event, Framer, HandshakeRequest, InvokeRequest, Method, Reply, ReplyBody, Request, ShutdownRequest, TokenBytes,
@@ -13,7 +15,7 @@ use fcp_proto::id::{CanonicalId, ZoneId};
 use rand_core::{OsRng, RngCore};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 
 /// Per-request transport timeout (host-protocol §1: 10 s).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,15 +25,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Why a connector call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    /// The process could not be started.
+    /// The sandbox refused or failed to start the process.
     #[error("cannot start {program}: {source}")]
     Spawn {
         /// Program.
         program: PathBuf,
         /// Cause.
         #[source]
-        source: std::io::Error,
+        source: fcp_sandbox::SandboxError,
     },
+    /// The pipes could not be handed to the runtime.
+    #[error("connector pipes: {0}")]
+    Pipes(#[source] std::io::Error),
     /// It refused or botched the handshake.
     #[error("handshake failed: {0}")]
     Handshake(String),
@@ -60,7 +65,11 @@ impl ConnectorError {
     /// Stable code.
     pub fn code(&self) -> &'static str {
         match self {
+            ConnectorError::Spawn { source: fcp_sandbox::SandboxError::LayersMissing { .. }, .. } => {
+                "sandbox.layers_missing"
+            }
             ConnectorError::Spawn { .. } => "connector.spawn_failed",
+            ConnectorError::Pipes(_) => "connector.spawn_failed",
             ConnectorError::Handshake(_) => "connector.handshake_failed",
             ConnectorError::Crashed(_) => "connector.crashed",
             ConnectorError::Timeout(_) => "connector.timeout",
@@ -71,7 +80,7 @@ impl ConnectorError {
 }
 
 /// How to run one instance.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InstanceSpec {
     /// Connector id.
     pub connector_id: String,
@@ -79,8 +88,11 @@ pub struct InstanceSpec {
     pub zone: ZoneId,
     /// Binary.
     pub binary: PathBuf,
-    /// `$CONNECTOR_STATE`.
-    pub state_dir: PathBuf,
+    /// What the sandbox starts: program, exact environment, limits, isolation and the
+    /// owner's degradation policy.
+    pub spawn: SpawnSpec,
+    /// The backend.
+    pub sandbox: Arc<dyn Sandbox + Send + Sync>,
     /// Sent with `configure`.
     pub config: serde_json::Map<String, Value>,
     /// This node's issuance public key (handshake `host_public_key`).
@@ -88,7 +100,7 @@ pub struct InstanceSpec {
 }
 
 struct Running {
-    child: Child,
+    jailed: Jailed,
     stdin: ChildStdin,
     stdout: ChildStdout,
     framer: Framer,
@@ -105,6 +117,8 @@ pub struct Instance {
     last_used: Instant,
     /// Processes started so far.
     pub starts: u64,
+    /// Layers missing around the last start, not yet audited.
+    degraded: Option<(String, Vec<String>)>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -120,7 +134,15 @@ impl std::fmt::Debug for Instance {
 impl Instance {
     /// A stopped instance.
     pub fn new(spec: InstanceSpec) -> Self {
-        Instance { spec, running: None, crashes: 0, last_crash: None, last_used: Instant::now(), starts: 0 }
+        Instance {
+            spec,
+            running: None,
+            crashes: 0,
+            last_crash: None,
+            last_used: Instant::now(),
+            starts: 0,
+            degraded: None,
+        }
     }
 
     /// Whether a process is up.
@@ -131,6 +153,12 @@ impl Instance {
     /// The process id, when running.
     pub fn pid(&self) -> Option<u32> {
         self.running.as_ref().and_then(|r| r.pid)
+    }
+
+    /// The backend and the layers that were missing at the last start, once, for the
+    /// audit chain.
+    pub fn take_degradation(&mut self) -> Option<(String, Vec<String>)> {
+        self.degraded.take()
     }
 
     /// Time since the last call.
@@ -153,27 +181,29 @@ impl Instance {
                 return Err(ConnectorError::Backoff(wait));
             }
         }
-        std::fs::create_dir_all(&self.spec.state_dir)
-            .map_err(|source| ConnectorError::Spawn { program: self.spec.state_dir.clone(), source })?;
-        // Until the jail lands (issue 4) a plain child: empty environment but for what the
-        // host protocol needs, its own state dir as cwd, killed with fcpd.
-        let mut cmd = Command::new(&self.spec.binary);
-        cmd.env_clear()
-            .env("CONNECTOR_STATE", &self.spec.state_dir)
-            .env("FCP_ZONE", self.spec.zone.as_str())
-            .current_dir(&self.spec.state_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child =
-            cmd.spawn().map_err(|source| ConnectorError::Spawn { program: self.spec.binary.clone(), source })?;
+        // The sandbox creates the state dir (0700), clears the environment, closes
+        // inherited fds, sets rlimits and the parent-death signal, and refuses to start
+        // with layers missing unless the owner's degradation policy allows them.
+        let mut jailed = self
+            .spec
+            .sandbox
+            .spawn(&self.spec.spawn)
+            .map_err(|source| ConnectorError::Spawn { program: self.spec.binary.clone(), source })?;
         self.starts += 1;
-        let pid = child.id();
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let missing: Vec<String> = jailed.missing_layers().iter().map(|l| l.as_str().to_owned()).collect();
+        if !missing.is_empty() {
+            self.degraded = Some((jailed.backend().to_owned(), missing));
+        }
+        let pid = Some(jailed.pid());
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (jailed.take_stdin(), jailed.take_stdout(), jailed.take_stderr())
         else {
+            let _ = jailed.kill();
             return Err(ConnectorError::Crashed("stdio pipes missing".into()));
         };
+        let stdin = ChildStdin::from_std(stdin).map_err(ConnectorError::Pipes)?;
+        let stdout = ChildStdout::from_std(stdout).map_err(ConnectorError::Pipes)?;
+        let stderr = ChildStderr::from_std(stderr).map_err(ConnectorError::Pipes)?;
         let who = format!("{}@{}", self.spec.connector_id, self.spec.zone);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
@@ -181,7 +211,7 @@ impl Instance {
                 tracing::info!(connector = %who, "{}", line.chars().take(4096).collect::<String>());
             }
         });
-        self.running = Some(Running { child, stdin, stdout, framer: Framer::new(), pid });
+        self.running = Some(Running { jailed, stdin, stdout, framer: Framer::new(), pid });
         let mut nonce = [0u8; 32];
         OsRng.fill_bytes(&mut nonce);
         let hs = HandshakeRequest::new(self.spec.zone.clone(), self.spec.host_public_key, nonce);
@@ -205,8 +235,8 @@ impl Instance {
 
     async fn kill(&mut self) {
         if let Some(mut r) = self.running.take() {
-            let _ = r.child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(2), r.child.wait()).await;
+            let _ = r.jailed.kill();
+            reap(&mut r.jailed, Duration::from_secs(2)).await;
         }
     }
 
@@ -326,10 +356,24 @@ impl Instance {
         }
         if let Some(mut r) = self.running.take() {
             drop(r.stdin);
-            if tokio::time::timeout(Duration::from_secs(2), r.child.wait()).await.is_err() {
-                let _ = r.child.start_kill();
-                let _ = r.child.wait().await;
+            if !reap(&mut r.jailed, Duration::from_secs(2)).await {
+                let _ = r.jailed.kill();
+                reap(&mut r.jailed, Duration::from_secs(2)).await;
             }
         }
+    }
+}
+
+/// Polls for the process to exit, without blocking a runtime thread; true if it did.
+async fn reap(j: &mut Jailed, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if matches!(j.try_wait(), Ok(Some(_)) | Err(_)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -70,6 +70,8 @@ struct State {
 /// The daemon.
 pub struct Daemon {
     home: Home,
+    sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync>,
+    degradation: fcp_sandbox::Degradation,
     store: Store,
     state: Mutex<State>,
     instances: Mutex<HashMap<String, Arc<Mutex<Instance>>>>,
@@ -129,7 +131,14 @@ fn store_err(e: crate::store::StoreError) -> RequestFailure {
 
 impl Daemon {
     /// Loads the home and the store, replays revocations and resumes audit chains.
-    pub fn open(home: Home) -> Result<Daemon, RequestFailure> {
+    /// Connectors start through `sandbox`; layers it cannot apply are refused unless
+    /// `degradation` (owner policy) allows them, and every start with a layer missing is
+    /// audited as `sandbox.degraded`.
+    pub fn open(
+        home: Home,
+        sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync>,
+        degradation: fcp_sandbox::Degradation,
+    ) -> Result<Daemon, RequestFailure> {
         let store = Store::open(&home.store_path()).map_err(store_err)?;
         let now = now();
         let mut trust = TrustStore::new(home.owner.public());
@@ -174,6 +183,8 @@ impl Daemon {
         }
         Ok(Daemon {
             home,
+            sandbox,
+            degradation,
             store,
             state: Mutex::new(State { trust, views, chains, installed }),
             instances: Mutex::new(HashMap::new()),
@@ -255,7 +266,11 @@ impl Daemon {
             })).collect::<Vec<_>>(),
             "installed": st.installed.len(),
             "instances_started": running,
-            "sandbox": "plain-process (the Linux jail arrives with issue 4)",
+            "sandbox": {
+                "backend": self.sandbox.name(),
+                "layers": self.sandbox.layers().iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+                "allowed_missing": self.degradation.allowed_missing().iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+            },
         }))
     }
 
@@ -268,7 +283,7 @@ impl Daemon {
                 .installed
                 .get(&key)
                 .ok_or_else(|| fail("connector.not_installed", format!("{connector} is not installed in {zone}")))?;
-            self.spec_for(inst, &zone)
+            self.spec_for(inst, &zone)?
         };
         let instance = {
             let mut map = self.instances.lock().await;
@@ -277,8 +292,10 @@ impl Daemon {
         let mut i = instance.lock().await;
         i.stop().await;
         let t0 = std::time::Instant::now();
-        let health = i.health().await.map_err(|e| fail(e.code(), e.to_string()))?;
+        let health = i.health().await;
         let cold = t0.elapsed();
+        self.audit_degradation(&mut i, &zone, connector).await?;
+        let health = health.map_err(|e| fail(e.code(), e.to_string()))?;
         Ok(json!({ "cold_start_us": cold.as_micros() as u64, "pid": i.pid(), "health": health, "starts": i.starts }))
     }
 
@@ -341,15 +358,44 @@ impl Daemon {
         )
     }
 
-    fn spec_for(&self, inst: &Installed, zone: &ZoneId) -> InstanceSpec {
-        InstanceSpec {
+    fn spec_for(&self, inst: &Installed, zone: &ZoneId) -> Result<InstanceSpec, RequestFailure> {
+        let binary = self.home.connector_dir(&inst.binary_hash).join("binary");
+        let state_dir = self.home.instance_dir(&inst.record.connector_id, zone);
+        let spawn = fcp_sandbox::SpawnSpec::from_manifest(&inst.manifest, &binary, &state_dir)
+            .and_then(|s| s.env("FCP_ZONE", zone.as_str()))
+            .map_err(|e| fail("sandbox.spec", e.to_string()))?
+            .with_degradation(self.degradation);
+        Ok(InstanceSpec {
             connector_id: inst.record.connector_id.clone(),
             zone: zone.clone(),
-            binary: self.home.connector_dir(&inst.binary_hash).join("binary"),
-            state_dir: self.home.instance_dir(&inst.record.connector_id, zone),
+            binary,
+            spawn,
+            sandbox: self.sandbox.clone(),
             config: inst.record.config.as_object().cloned().unwrap_or_default(),
             host_public_key: self.home.node.issuance.public().to_bytes(),
+        })
+    }
+
+    /// Writes `sandbox.degraded` for an instance that started with layers missing.
+    async fn audit_degradation(
+        &self,
+        instance: &mut Instance,
+        zone: &ZoneId,
+        connector: &str,
+    ) -> Result<(), RequestFailure> {
+        if let Some((backend, missing)) = instance.take_degradation() {
+            let draft = EventDraft {
+                event_type: "sandbox.degraded".into(),
+                actor: "fcpd".into(),
+                occurred_at: now(),
+                connector_id: Some(connector.to_owned()),
+                details: [("backend".to_owned(), backend), ("missing_layers".to_owned(), missing.join(","))].into(),
+                ..EventDraft::default()
+            };
+            let mut st = self.state.lock().await;
+            self.commit_with_event(&mut st, zone, draft, Batch::default())?;
         }
+        Ok(())
     }
 
     async fn list(&self) -> Result<Value, RequestFailure> {
@@ -747,7 +793,7 @@ impl Daemon {
             };
             let opspec = OperationSpec { id: op_id.to_string(), capability: op.capability.to_string(), tier };
             let schemas = (op.input_schema.clone(), op.output_schema.clone());
-            let spec = self.spec_for(inst, &zone);
+            let spec = self.spec_for(inst, &zone)?;
             // This node holds the owner key and the whole revocation log: its view is
             // complete by construction, so it is fresh as of now.
             if let Some(v) = st.views.get_mut(&zone) {
@@ -861,7 +907,12 @@ impl Daemon {
             let mut map = self.instances.lock().await;
             map.entry(key.clone()).or_insert_with(|| Arc::new(Mutex::new(Instance::new(spec)))).clone()
         };
-        let result = instance.lock().await.invoke(&request_id, &call.operation, call.input.clone(), leg_token).await;
+        let result = {
+            let mut i = instance.lock().await;
+            let r = i.invoke(&request_id, &call.operation, call.input.clone(), leg_token).await;
+            self.audit_degradation(&mut i, &zone, &call.connector).await?;
+            r
+        };
         let executed_at = now_after(now);
         let mut st = self.state.lock().await;
         let output = match result {

@@ -45,6 +45,12 @@ enum Cmd {
         /// Stop connectors idle this many seconds.
         #[arg(long, default_value_t = 300)]
         idle_secs: u64,
+        /// Owner policy: let connectors run in the plain-process sandbox, without the
+        /// layers it cannot apply (namespaces, Landlock, seccomp, cgroups). Every such
+        /// start is audited as `sandbox.degraded`. Without it, connectors do not start
+        /// until the jail backend exists.
+        #[arg(long)]
+        allow_degraded_sandbox: bool,
     },
 }
 
@@ -87,11 +93,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { home, socket, idle_secs } => {
+        Cmd::Run { home, socket, idle_secs, allow_degraded_sandbox } => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(async move {
                 let h = home::Home::load(&home)?;
-                let daemon = Arc::new(Daemon::open(h).map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?);
+                let degradation = if allow_degraded_sandbox {
+                    fcp_sandbox::Degradation::allow_plain_process()
+                } else {
+                    fcp_sandbox::Degradation::Refuse
+                };
+                let sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync> = Arc::new(fcp_sandbox::PlainProcess::new());
+                let daemon = Arc::new(
+                    Daemon::open(h, sandbox, degradation).map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?,
+                );
                 let listener = api::bind(&socket)?;
                 tracing::info!(socket = %socket.display(), home = %home.display(), "fcpd ready");
                 let _ = sd_notify();
