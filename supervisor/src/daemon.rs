@@ -919,17 +919,14 @@ impl Daemon {
             Ok(out) => out,
             Err(e) => {
                 let code = e.code();
-                return self.record_failure(
-                    &mut st,
-                    &zone,
-                    &request_id,
-                    &call,
-                    code,
-                    &e.to_string(),
-                    inputs,
-                    trace,
-                    executed_at,
-                );
+                let mut msg = e.to_string();
+                if code == "sandbox.layers_missing" {
+                    msg.push_str(
+                        "; the jail backend is not built yet: run fcpd with --allow-degraded-sandbox (owner policy) \
+                         to use the plain-process sandbox, audited per start",
+                    );
+                }
+                return self.record_failure(&mut st, &zone, &request_id, &call, code, &msg, inputs, trace, executed_at);
             }
         };
         if let Err(msg) = validate(&output_schema, &output) {
