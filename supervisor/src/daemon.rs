@@ -1153,6 +1153,20 @@ impl Daemon {
         }
     }
 
+    /// Asks every running connector for `health`; one that does not answer, or answers
+    /// that it failed, is killed and restarts with backoff on its next use.
+    pub async fn health_check(&self) {
+        let instances: Vec<Arc<Mutex<Instance>>> = self.instances.lock().await.values().cloned().collect();
+        for inst in instances {
+            let mut i = inst.lock().await;
+            if i.is_running() {
+                if let Err(e) = i.health().await {
+                    tracing::warn!("health check failed: {e}");
+                }
+            }
+        }
+    }
+
     /// Stops connectors idle longer than `idle`.
     pub async fn reap_idle(&self, idle: std::time::Duration) {
         let map = self.instances.lock().await;

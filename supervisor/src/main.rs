@@ -114,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     loop {
                         tokio::time::sleep(Duration::from_secs(10)).await;
                         reaper.reap_idle(Duration::from_secs(idle_secs)).await;
+                        reaper.health_check().await;
                     }
                 });
                 let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
