@@ -169,11 +169,7 @@ fn schema() -> SchemaId {
 }
 
 fn encode_without_signature(e: &AuditEvent) -> Result<Vec<u8>, AuditError> {
-    let mut v = cbor::to_value(e).map_err(|x| AuditError::Encode(x.to_string()))?;
-    if let cbor::Value::Map(entries) = &mut v {
-        entries.retain(|(k, _)| !matches!(k, cbor::Value::Text(t) if t == "signature"));
-    }
-    cbor::encode(&v).map_err(|x| AuditError::Encode(x.to_string()))
+    cbor::to_vec_without(e, "signature").map_err(|x| AuditError::Encode(x.to_string()))
 }
 
 impl AuditEvent {

@@ -603,6 +603,16 @@ pub fn to_vec<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, CborError> {
     Ok(encode(&to_value(v)?)?)
 }
 
+/// Deterministic CBOR of a map-shaped value with one top-level text key left out: the
+/// unsigned view that signatures cover (`signature`, `quorum_signatures`, …).
+pub fn to_vec_without<T: Serialize + ?Sized>(v: &T, field: &str) -> Result<Vec<u8>, CborError> {
+    let mut v = to_value(v)?;
+    if let Value::Map(entries) = &mut v {
+        entries.retain(|(k, _)| !matches!(k, Value::Text(t) if t == field));
+    }
+    Ok(encode(&v)?)
+}
+
 /// Strictly decodes canonical CBOR into a typed value.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8], limits: Limits) -> Result<T, CborError> {
     from_value(decode(bytes, limits)?)

@@ -584,11 +584,7 @@ pub struct DeviceEnrollment {
 
 impl DeviceEnrollment {
     fn unsigned_cbor(&self) -> Result<Vec<u8>, KeyError> {
-        let mut v = cbor::to_value(self).map_err(|e| KeyError::Encode(e.to_string()))?;
-        if let cbor::Value::Map(entries) = &mut v {
-            entries.retain(|(k, _)| !matches!(k, cbor::Value::Text(t) if t == "signature"));
-        }
-        cbor::encode(&v).map_err(|e| KeyError::Encode(e.to_string()))
+        cbor::to_vec_without(self, "signature").map_err(|e| KeyError::Encode(e.to_string()))
     }
 
     /// The owner signs an enrollment.

@@ -178,11 +178,7 @@ pub struct SanitizerReceipt {
 }
 
 fn without_signature(v: &impl Serialize) -> Result<Vec<u8>, KeyError> {
-    let mut v = cbor::to_value(v).map_err(|e| KeyError::Encode(e.to_string()))?;
-    if let cbor::Value::Map(m) = &mut v {
-        m.retain(|(k, _)| !matches!(k, cbor::Value::Text(t) if t == "signature"));
-    }
-    cbor::encode(&v).map_err(|e| KeyError::Encode(e.to_string()))
+    cbor::to_vec_without(v, "signature").map_err(|e| KeyError::Encode(e.to_string()))
 }
 
 impl SanitizerReceipt {

@@ -136,11 +136,7 @@ impl RevocationError {
 }
 
 fn encode_without(v: &impl Serialize, field: &str) -> Result<Vec<u8>, RevocationError> {
-    let mut v = cbor::to_value(v).map_err(|e| RevocationError::Encode(e.to_string()))?;
-    if let cbor::Value::Map(entries) = &mut v {
-        entries.retain(|(k, _)| !matches!(k, cbor::Value::Text(t) if t == field));
-    }
-    cbor::encode(&v).map_err(|e| RevocationError::Encode(e.to_string()))
+    cbor::to_vec_without(v, field).map_err(|e| RevocationError::Encode(e.to_string()))
 }
 
 impl RevocationObject {
