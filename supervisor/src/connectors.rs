@@ -212,6 +212,19 @@ impl Instance {
             }
         });
         self.running = Some(Running { jailed, stdin, stdout, framer: Framer::new(), pid });
+        // configure first: it is the call made at spawn, and an error fails the spawn
+        // (host-protocol §3, §10 rule 4). Loose connectors refuse a handshake before it.
+        match self.exchange(Request::Configure(self.spec.config.clone())).await {
+            Ok(Reply { outcome: Ok(ReplyBody::Configure(_)), .. }) => {}
+            Ok(other) => {
+                self.kill().await;
+                return Err(ConnectorError::Handshake(format!("configure: {}", refused(&other))));
+            }
+            Err(e) => {
+                self.kill().await;
+                return Err(ConnectorError::Handshake(format!("configure: {e}")));
+            }
+        }
         let mut nonce = [0u8; 32];
         OsRng.fill_bytes(&mut nonce);
         let hs = HandshakeRequest::new(self.spec.zone.clone(), self.spec.host_public_key, nonce);
@@ -219,16 +232,12 @@ impl Instance {
             Ok(Reply { outcome: Ok(ReplyBody::Handshake(_)), .. }) => {}
             Ok(other) => {
                 self.kill().await;
-                return Err(ConnectorError::Handshake(format!("unexpected reply {:?}", other.method)));
+                return Err(ConnectorError::Handshake(refused(&other)));
             }
             Err(e) => {
                 self.kill().await;
                 return Err(ConnectorError::Handshake(e.to_string()));
             }
-        }
-        if let Err(e) = self.exchange(Request::Configure(self.spec.config.clone())).await {
-            self.kill().await;
-            return Err(ConnectorError::Handshake(format!("configure: {e}")));
         }
         Ok(())
     }
@@ -361,6 +370,14 @@ impl Instance {
                 reap(&mut r.jailed, Duration::from_secs(2)).await;
             }
         }
+    }
+}
+
+/// Why a start-up reply is not the success it should be.
+fn refused(reply: &Reply) -> String {
+    match &reply.outcome {
+        Err(f) => format!("{} {}", f.code(), f.error.message),
+        Ok(_) => format!("unexpected reply to {:?}", reply.method),
     }
 }
 
