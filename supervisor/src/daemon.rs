@@ -741,11 +741,6 @@ impl Daemon {
             if k.len() > operation::MAX_IDEMPOTENCY_KEY_LEN {
                 return Err(fail("request.idempotency_key_too_long", "idempotency keys are at most 128 bytes"));
             }
-            if let Some(prev) = self.store.idempotent(zone.as_str(), k).map_err(store_err)? {
-                let mut rec = self.explain(&prev)?;
-                rec["replayed"] = json!(true);
-                return Ok(rec);
-            }
         }
         let request_id = random_hex(16);
         let token = match &call.token_b64 {
@@ -833,6 +828,13 @@ impl Daemon {
                     return self.record_denial(&mut st, &zone, &request_id, &call, code, &message, inputs, trace, now);
                 }
                 Decision::Allow(a) => {
+                    // A replay answers only a caller the pipeline has just allowed to
+                    // make this very call: the key is no way around the token.
+                    if let Some(k) = &call.idempotency_key {
+                        if let Some(prev) = self.store.idempotent(zone.as_str(), k).map_err(store_err)? {
+                            return self.replay(&prev, &call);
+                        }
+                    }
                     if let Some(intent_id) = intent {
                         let draft = EventDraft {
                             event_type: "operation.intent".into(),
@@ -1002,6 +1004,24 @@ impl Daemon {
         Ok(out)
     }
 
+    /// The earlier decision record under an idempotency key, marked `replayed`; a key
+    /// first used by another principal, connector or operation is refused.
+    fn replay(&self, request_id: &str, call: &InvokeCall) -> Result<Value, RequestFailure> {
+        let mut rec = self.explain(request_id)?;
+        let inputs = &rec["inputs"];
+        if inputs["principal"] != call.principal.as_str()
+            || inputs["connector"] != call.connector.as_str()
+            || inputs["operation"] != call.operation.as_str()
+        {
+            return Err(fail(
+                "request.idempotency_conflict",
+                "this idempotency key was used for another principal, connector or operation in this zone",
+            ));
+        }
+        rec["replayed"] = json!(true);
+        Ok(rec)
+    }
+
     fn commit_record(
         &self,
         st: &mut State,
@@ -1096,7 +1116,9 @@ impl Daemon {
             audit_seq: seq,
             decided_at: now,
         };
-        self.commit_record(st, zone, draft, &record, call.idempotency_key.as_deref())?;
+        // A denial is not cached under the idempotency key either: it ran nothing, and
+        // caching it would let any caller, tokenless, take over another's key.
+        self.commit_record(st, zone, draft, &record, None)?;
         let mut out = serde_json::to_value(&record).map_err(|e| fail("internal", e.to_string()))?;
         out["replayed"] = json!(false);
         Ok(out)
