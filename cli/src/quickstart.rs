@@ -16,7 +16,10 @@ use serde_json::{json, Value};
 use crate::daemon::{find_binary, Client};
 
 /// The bundled connectors: (binary name, manifest text).
-const BUNDLED: &[(&str, &str)] = &[("fcp-echo", include_str!("../../connectors/echo/manifest.toml"))];
+const BUNDLED: &[(&str, &str)] = &[
+    ("fcp-echo", include_str!("../../connectors/echo/manifest.toml")),
+    ("fcp-fs", include_str!("../../connectors/fs/manifest.toml")),
+];
 
 /// `fcp quickstart`.
 #[derive(Args)]
@@ -187,6 +190,50 @@ fn walkthrough(home: &Path, say: &dyn Fn(&str), json_out: bool) -> anyhow::Resul
         serde_json::to_string_pretty(&ok["receipt"]).unwrap_or_default().replace('\n', "\n   ")
     ));
 
+    // fcp.fs: a risky write needs a declared intent (signed and audited before the
+    // connector runs); then the file is read back.
+    let mut fs_token = |op: &str| -> anyhow::Result<Option<String>> {
+        let g = c.must(ControlRequest::Grant {
+            zone: "z:work".into(),
+            connector: "fcp.fs".into(),
+            operation: op.into(),
+            principal: "agent:quickstart".into(),
+            ttl_secs: Some(300),
+        })?;
+        Ok(g["token_b64"].as_str().map(str::to_owned))
+    };
+    let (write_token, read_token) = (fs_token("fs.write")?, fs_token("fs.read")?);
+    let fs_call = |op: &str, input: Value, token: Option<String>, intent: bool| {
+        ControlRequest::Invoke(InvokeCall {
+            zone: "z:work".into(),
+            connector: "fcp.fs".into(),
+            operation: op.into(),
+            input,
+            token_b64: token,
+            principal: "agent:quickstart".into(),
+            idempotency_key: None,
+            traceparent: None,
+            intent,
+        })
+    };
+    let note = json!({"path": "hello.txt", "content": "written through fcpd\n", "mode": "overwrite"});
+    let no_intent = c.must(fs_call("fs.write", note.clone(), write_token.clone(), false))?;
+    say(&format!(
+        "   fcp.fs/fs.write without a declared intent: {} — {}",
+        no_intent["reason_code"].as_str().unwrap_or("?"),
+        no_intent["message"].as_str().unwrap_or("")
+    ));
+    let wrote = c.must(fs_call("fs.write", note, write_token, true))?;
+    let read = c.must(fs_call("fs.read", json!({"path": "hello.txt"}), read_token, false))?;
+    if wrote["outcome"]["status"] != "ok" || read["outcome"]["output"]["content"] != "written through fcpd\n" {
+        bail!("fcp.fs did not write and read back: {wrote} {read}");
+    }
+    say(&format!(
+        "   fcp.fs/fs.write with an intent → {}; fs.read → {:?}",
+        wrote["outcome"]["output"],
+        read["outcome"]["output"]["content"].as_str().unwrap_or("")
+    ));
+
     let denied = c.must(call("fail", json!({}), token))?;
     say(&format!(
         "6. Denied call fcp.echo/fail with the echo token: {} — {}",
@@ -207,7 +254,11 @@ fn walkthrough(home: &Path, say: &dyn Fn(&str), json_out: bool) -> anyhow::Resul
     let tail = c.must(ControlRequest::AuditTail { zone: "z:work".into(), after_seq: None, limit: Some(50) })?;
     say(&format!("7. Audit chain of z:work verified: {} events, intact = {}", verify["events"], verify["ok"]));
     for e in tail["events"].as_array().into_iter().flatten() {
-        say(&format!("   {:>3} {:<24} {}", e["seq"], e["event_type"].as_str().unwrap_or("?"), e["details"]));
+        let mut details = e["details"].to_string();
+        if details.chars().count() > 110 {
+            details = details.chars().take(107).chain("...".chars()).collect();
+        }
+        say(&format!("   {:>3} {:<24} {details}", e["seq"], e["event_type"].as_str().unwrap_or("?")));
     }
     let intact = verify["ok"] == true && denied["decision"] == "deny";
     if json_out {

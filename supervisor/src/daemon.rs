@@ -376,6 +376,36 @@ impl Daemon {
         })
     }
 
+    /// A signed OperationIntent for this request: its keyed ObjectId and its CBOR.
+    fn sign_intent(
+        &self,
+        zone: &ZoneId,
+        request_id: &str,
+        call: &InvokeCall,
+        jti: Option<&[u8]>,
+        now: u64,
+    ) -> Result<(ObjectId, Vec<u8>), RequestFailure> {
+        let jti = jti
+            .and_then(|j| uuid::Uuid::from_slice(j).ok())
+            .ok_or_else(|| fail("intent.no_token_id", "an intent needs a token with a 16-byte id"))?;
+        let schema = schema("fcp.operation", "intent")?;
+        let mut intent = operation::OperationIntent {
+            header: ObjectHeader::new(schema.clone(), zone.clone(), now),
+            request_object_id: ObjectId::unscoped(format!("request:{request_id}").as_bytes()),
+            capability_token_jti: jti,
+            idempotency_key: call.idempotency_key.clone(),
+            planned_at: now,
+            planned_by: self.home.node.node_id.clone(),
+            lease_seq: None,
+            upstream_idempotency: None,
+            signature: operation::UNSIGNED,
+        };
+        intent.sign(self.home.node.signing.as_dalek()).map_err(|e| fail("intent.error", e.to_string()))?;
+        let bytes = cbor::to_vec(&intent).map_err(|e| fail("internal", e.to_string()))?;
+        let key = self.home.object_id_key(zone).map_err(|e| fail("home.error", e.to_string()))?;
+        Ok((ObjectId::keyed(&key, zone, &schema, &bytes), bytes))
+    }
+
     /// Writes `sandbox.degraded` for an instance that started with layers missing.
     async fn audit_degradation(
         &self,
@@ -835,7 +865,12 @@ impl Daemon {
                             return self.replay(&prev, &call);
                         }
                     }
-                    if let Some(intent_id) = intent {
+                    let mut intent_ref = None;
+                    if intent.is_some() {
+                        // The signed OperationIntent is stored (in the audit chain) before
+                        // the connector runs; the receipt's header refs name it (digest §8.1).
+                        let (intent_id, intent_cbor) =
+                            self.sign_intent(&zone, &request_id, &call, a.token.jti(), now)?;
                         let draft = EventDraft {
                             event_type: "operation.intent".into(),
                             actor: call.principal.clone(),
@@ -845,10 +880,15 @@ impl Daemon {
                             operation: Some(call.operation.clone()),
                             capability_token_jti: a.token.jti().map(<[u8]>::to_vec),
                             request_object_id: Some(intent_id),
-                            details: [("request_id".to_owned(), request_id.clone())].into(),
+                            details: [
+                                ("request_id".to_owned(), request_id.clone()),
+                                ("intent_cbor".to_owned(), hex::encode(intent_cbor)),
+                            ]
+                            .into(),
                             ..EventDraft::default()
                         };
                         self.commit_with_event(&mut st, &zone, draft, Batch::default())?;
+                        intent_ref = Some(intent_id);
                     }
                     if let Some(age) = a.degraded_age_secs {
                         let draft = EventDraft {
@@ -864,11 +904,12 @@ impl Daemon {
                         };
                         self.commit_with_event(&mut st, &zone, draft, Batch::default())?;
                     }
-                    ((a, inputs), spec, schemas, tier)
+                    ((a, inputs, intent_ref), spec, schemas, tier)
                 }
             }
         };
-        let ((allowed, inputs), spec, (input_schema, output_schema), _tier) = (decision, spec, op_schemas, tier);
+        let ((allowed, inputs, intent_ref), spec, (input_schema, output_schema), _tier) =
+            (decision, spec, op_schemas, tier);
 
         if let Err(msg) = validate(&input_schema, &call.input) {
             let mut st = self.state.lock().await;
@@ -948,6 +989,7 @@ impl Daemon {
         let outcome_bytes = serde_json::to_vec(&output).map_err(|e| fail("internal", e.to_string()))?;
         let mut header = ObjectHeader::new(schema("fcp.operation", "receipt")?, zone.clone(), executed_at);
         header.refs.push(request_object_id);
+        header.refs.extend(intent_ref);
         let mut receipt = OperationReceipt {
             header,
             request_object_id,
