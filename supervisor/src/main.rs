@@ -34,17 +34,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run the daemon.
+    /// Run the daemon. Settings come from the config file (default /etc/fcp/fcpd.toml,
+    /// when it exists), then from these flags.
     Run {
-        /// State directory.
-        #[arg(long, default_value = "/var/lib/fcp")]
-        home: PathBuf,
-        /// Control socket.
-        #[arg(long, default_value = "/run/fcp/fcpd.sock")]
-        socket: PathBuf,
-        /// Stop connectors idle this many seconds.
-        #[arg(long, default_value_t = 300)]
-        idle_secs: u64,
+        /// Config file (TOML: home, socket, idle_secs, [sandbox] degradation).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// State directory [default: /var/lib/fcp].
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// Control socket [default: /run/fcp/fcpd.sock].
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Stop connectors idle this many seconds [default: 300].
+        #[arg(long)]
+        idle_secs: Option<u64>,
         /// Owner policy: let connectors run in the plain-process sandbox, without the
         /// layers it cannot apply (namespaces, Landlock, seccomp, cgroups). Every such
         /// start is audited as `sandbox.degraded`. Without it, connectors do not start
@@ -93,14 +97,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { home, socket, idle_secs, allow_degraded_sandbox } => {
+        Cmd::Run { config, home, socket, idle_secs, allow_degraded_sandbox } => {
+            let file = Config::load(config.as_deref())?;
+            let home = home.or(file.home).unwrap_or_else(|| PathBuf::from("/var/lib/fcp"));
+            let socket = socket.or(file.socket).unwrap_or_else(|| PathBuf::from("/run/fcp/fcpd.sock"));
+            let idle_secs = idle_secs.or(file.idle_secs).unwrap_or(300);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(async move {
                 let h = home::Home::load(&home)?;
                 let degradation = if allow_degraded_sandbox {
                     fcp_sandbox::Degradation::allow_plain_process()
                 } else {
-                    fcp_sandbox::Degradation::Refuse
+                    file.sandbox.degradation
                 };
                 let sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync> = Arc::new(fcp_sandbox::PlainProcess::new());
                 let daemon = Arc::new(
@@ -128,6 +136,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let _ = std::fs::remove_file(&socket);
                 Ok(())
             })
+        }
+    }
+}
+
+/// `/etc/fcp/fcpd.toml`. Unknown keys are refused, so a typo cannot weaken a setting.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    home: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    idle_secs: Option<u64>,
+    #[serde(default)]
+    sandbox: SandboxConfig,
+}
+
+/// `[sandbox]`: the owner's degradation policy (default: refuse any missing layer).
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxConfig {
+    #[serde(default)]
+    degradation: fcp_sandbox::Degradation,
+}
+
+impl Config {
+    fn load(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+        let default = std::path::Path::new("/etc/fcp/fcpd.toml");
+        let (path, required) = match path {
+            Some(p) => (p, true),
+            None => (default, false),
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
         }
     }
 }
