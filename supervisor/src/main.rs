@@ -116,7 +116,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 let listener = api::bind(&socket)?;
                 tracing::info!(socket = %socket.display(), home = %home.display(), "fcpd ready");
-                let _ = sd_notify();
+                let _ = sd_notify("READY=1");
+                // WatchdogSec= (systemd/fcpd.service): ping from a task on this runtime, so a
+                // wedged runtime stops the pings and systemd restarts fcpd.
+                let watchdog = watchdog_interval(
+                    std::env::var("WATCHDOG_USEC").ok().as_deref(),
+                    std::env::var("WATCHDOG_PID").ok().as_deref(),
+                    std::process::id(),
+                );
+                if let Some(every) = watchdog {
+                    tokio::spawn(async move {
+                        let mut tick = tokio::time::interval(every);
+                        loop {
+                            tick.tick().await;
+                            let _ = sd_notify("WATCHDOG=1");
+                        }
+                    });
+                }
                 let reaper = daemon.clone();
                 tokio::spawn(async move {
                     loop {
@@ -174,10 +190,39 @@ impl Config {
     }
 }
 
-/// Tells systemd we are ready (Type=notify), when it is listening.
-fn sd_notify() -> std::io::Result<()> {
+/// Tells systemd `state` (sd_notify(3)): `READY=1` once listening (Type=notify),
+/// `WATCHDOG=1` as the watchdog ping. A no-op when systemd did not start us.
+fn sd_notify(state: &str) -> std::io::Result<()> {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return Ok(()) };
     let sock = std::os::unix::net::UnixDatagram::unbound()?;
-    sock.send_to(b"READY=1", PathBuf::from(path))?;
+    sock.send_to(state.as_bytes(), PathBuf::from(path))?;
     Ok(())
+}
+
+/// How often to ping systemd's watchdog, from `$WATCHDOG_USEC` and `$WATCHDOG_PID`:
+/// half the timeout, as sd_watchdog_enabled(3) advises, and only when the variables are
+/// meant for this process (`WATCHDOG_PID` unset or equal to `me`; a child that
+/// inherited them must not ping for its parent). `None`: no watchdog.
+fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
+    let usec: u64 = usec?.parse().ok()?;
+    if pid.is_some_and(|pid| pid.parse::<u32>().ok() != Some(me)) || usec == 0 {
+        return None;
+    }
+    Some(Duration::from_micros(usec / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_interval_is_half_the_timeout_for_us_only() {
+        assert_eq!(watchdog_interval(Some("30000000"), None, 7), Some(Duration::from_secs(15)));
+        assert_eq!(watchdog_interval(Some("30000000"), Some("7"), 7), Some(Duration::from_secs(15)));
+        assert_eq!(watchdog_interval(Some("30000000"), Some("8"), 7), None, "another process's watchdog");
+        assert_eq!(watchdog_interval(Some("30000000"), Some("x"), 7), None);
+        assert_eq!(watchdog_interval(None, None, 7), None);
+        assert_eq!(watchdog_interval(Some("0"), None, 7), None);
+        assert_eq!(watchdog_interval(Some("-1"), None, 7), None);
+    }
 }
