@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # Debian packages the tests need. Later issues add swtpm, nftables, iproute2, ….
-PACKAGES=(pkg-config build-essential)
+# systemd: systemd-analyze, which verifies systemd/fcpd.service (supervisor/tests/systemd_unit.rs).
+PACKAGES=(pkg-config build-essential systemd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
