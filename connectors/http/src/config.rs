@@ -5,7 +5,8 @@
 //! Everything is optional; no `allow_hosts` allows nothing.
 //!
 //! Environment (set by fcpd; the egress issue points them at its proxy): `HTTPS_PROXY`
-//! (or `https_proxy`) routes every request, plain http too, through that proxy;
+//! (or `https_proxy`) routes every request, plain http too, through that proxy
+//! (`NO_PROXY` is not honoured: nothing bypasses it);
 //! `SSL_CERT_FILE` names a PEM bundle that *replaces* the bundled Mozilla roots, as it
 //! does for OpenSSL. A value that cannot be used fails `configure` rather than letting
 //! requests go out directly or unverified.
