@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use fcp_policy::manifest::Manifest;
-use fcp_proto::audit::{verify_chain, AuditChain, AuditEvent, EventDraft, TraceContext};
+use fcp_proto::audit::{verify_chain, AuditChain, AuditEvent, AuditHead, EventDraft, TraceContext};
 use fcp_proto::capability::{
     mint_token, sign_grant, CapabilityGrant, Grantee, MintRequest, TrustStore, DEFAULT_TOKEN_TTL_SECS,
     MAX_TOKEN_TTL_SECS,
@@ -20,6 +20,7 @@ use fcp_proto::decision::{
     decide, Decision, DecisionContext, DecisionRequest, InstanceBinding, OperationSpec, SafetyTier,
 };
 use fcp_proto::id::{Kid, ObjectId, ZoneId};
+use fcp_proto::keys::{NodeSignature, SignatureSet};
 use fcp_proto::object::ObjectHeader;
 use fcp_proto::operation::{self, DecisionReceipt, OperationReceipt};
 use fcp_proto::package::{host_target, Package};
@@ -61,6 +62,9 @@ struct Installed {
 }
 
 struct State {
+    /// Zones whose stored chain ends before their signed head: nothing is appended to
+    /// them (appending would hide the loss) until the owner repairs the store.
+    broken: HashMap<ZoneId, String>,
     trust: TrustStore,
     views: HashMap<ZoneId, RevocationView>,
     chains: HashMap<ZoneId, AuditChain>,
@@ -171,6 +175,23 @@ impl Daemon {
             let key = home.object_id_key(&g.body.zone_id).map_err(|e| fail("home.error", e.to_string()))?;
             trust.add_grant(&key, g).map_err(|e| fail("store.corrupt", format!("grant: {e}")))?;
         }
+        let mut broken = HashMap::new();
+        for (zone, chain) in &chains {
+            if let Some(bytes) = store.audit_head(zone.as_str()).map_err(store_err)? {
+                let head: AuditHead = cbor::from_slice(&bytes, cbor::Limits::with_max_len(1 << 16))
+                    .map_err(|e| fail("store.corrupt", format!("audit head of {zone}: {e}")))?;
+                let next = chain.next_seq();
+                if head.head_seq >= next || chain.head() != Some(head.head_event) && head.head_seq + 1 == next {
+                    let why = format!(
+                        "the stored chain of {zone} ends at seq {} but its signed head is seq {}: events were removed; run `fcp audit verify --zone {zone}`",
+                        next.saturating_sub(1),
+                        head.head_seq
+                    );
+                    tracing::error!("{why}");
+                    broken.insert(zone.clone(), why);
+                }
+            }
+        }
         let mut installed = HashMap::new();
         for record in store.instances().map_err(store_err)? {
             let manifest = Manifest::parse(&record.manifest)
@@ -186,7 +207,7 @@ impl Daemon {
             sandbox,
             degradation,
             store,
-            state: Mutex::new(State { trust, views, chains, installed }),
+            state: Mutex::new(State { broken, trust, views, chains, installed }),
             instances: Mutex::new(HashMap::new()),
         })
     }
@@ -229,6 +250,9 @@ impl Daemon {
         draft: EventDraft,
         mut batch: Batch<'a>,
     ) -> Result<u64, RequestFailure> {
+        if let Some(why) = st.broken.get(zone) {
+            return Err(fail("audit.truncated", why.clone()));
+        }
         let chain = st.chains.get_mut(zone).ok_or_else(|| fail("zone.unknown", format!("no zone {zone}")))?;
         let ev = chain
             .append(draft, &self.home.node.node_id, &self.home.node.signing)
@@ -236,6 +260,9 @@ impl Daemon {
         let bytes = ev.to_cbor().map_err(|e| fail("audit.error", e.to_string()))?;
         let z = zone.as_str();
         batch.audit.push((z, ev.seq, bytes));
+        // The signed head lands with the event, so deleting the newest events shows.
+        let head_event = chain.head().ok_or_else(|| fail("audit.error", "chain has no head after an append"))?;
+        batch.head = Some((z, self.sign_head(zone, head_event, ev.seq, ev.occurred_at)?));
         if let Err(e) = self.store.commit(batch) {
             let key = self.home.object_id_key(zone).map_err(|e| fail("home.error", e.to_string()))?;
             let rebuilt = match self.store.audit_last(z).ok().flatten().and_then(|b| AuditEvent::from_cbor(&b).ok()) {
@@ -374,6 +401,43 @@ impl Daemon {
             config: inst.record.config.as_object().cloned().unwrap_or_default(),
             host_public_key: self.home.node.issuance.public().to_bytes(),
         })
+    }
+
+    /// This node's signature over the head of `zone`'s chain (a 1-of-1 quorum until
+    /// the mesh adds co-signers).
+    fn sign_head(
+        &self,
+        zone: &ZoneId,
+        head_event: ObjectId,
+        head_seq: u64,
+        at: u64,
+    ) -> Result<Vec<u8>, RequestFailure> {
+        let mut head = AuditHead {
+            zone_id: zone.clone(),
+            head_event,
+            head_seq,
+            coverage_bps: 10_000,
+            epoch_id: fcp_proto::id::EpochId::at(at, fcp_proto::id::EPOCH_SECS).0,
+            quorum_signatures: SignatureSet::new(),
+        };
+        let bytes = head.signing_bytes().map_err(|e| fail("audit.error", e.to_string()))?;
+        head.quorum_signatures.insert(NodeSignature {
+            node_id: self.home.node.node_id.clone(),
+            signature: self.home.node.signing.sign_raw(&bytes),
+            signed_at: at,
+        });
+        cbor::to_vec(&head).map_err(|e| fail("internal", e.to_string()))
+    }
+
+    /// The stored head of `zone`, verified under this node's key.
+    fn verified_head(&self, zone: &ZoneId) -> Result<Option<AuditHead>, String> {
+        let Some(bytes) = self.store.audit_head(zone.as_str()).map_err(|e| e.to_string())? else { return Ok(None) };
+        let head: AuditHead = cbor::from_slice(&bytes, cbor::Limits::with_max_len(1 << 16))
+            .map_err(|e| format!("head does not decode: {e}"))?;
+        let signer = self.home.node.signing.public();
+        let node_id = self.home.node.node_id.clone();
+        head.verify(1, |n| (n == node_id).then_some(signer)).map_err(|e| format!("head signature: {e}"))?;
+        Ok(Some(head))
     }
 
     /// A signed OperationIntent for this request: its keyed ObjectId and its CBOR.
@@ -752,9 +816,20 @@ impl Daemon {
                 }
             }
         }
+        let head = match self.verified_head(&zone) {
+            Ok(h) => h,
+            Err(why) => {
+                return Ok(json!({ "zone": zone.to_string(), "ok": false, "code": "audit.bad_head", "message": why }))
+            }
+        };
+        if head.is_none() && !events.is_empty() {
+            return Ok(
+                json!({ "zone": zone.to_string(), "ok": false, "code": "audit.bad_head", "message": "events but no signed head" }),
+            );
+        }
         let signer = self.home.node.signing.public();
         let node_id = self.home.node.node_id.clone();
-        match verify_chain(&zone, &key, &events, |n| (n == node_id).then_some(signer), None) {
+        match verify_chain(&zone, &key, &events, |n| (n == node_id).then_some(signer), head.as_ref()) {
             Ok(s) => Ok(
                 json!({ "zone": zone.to_string(), "ok": true, "events": s.events, "head_seq": s.head.map(|h| h.0), "head": s.head.map(|h| h.1.to_hex()) }),
             ),

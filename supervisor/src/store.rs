@@ -20,6 +20,8 @@ const REVOCATIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("r
 const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
 /// Decisions and receipts: request id → JSON [`DecisionRecord`].
 const DECISIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions");
+/// Signed audit heads: zone → CBOR AuditHead, written with every event.
+const HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_heads");
 /// Idempotency: (zone, key) → request id.
 const IDEMPOTENCY: TableDefinition<(&str, &str), &str> = TableDefinition::new("idempotency");
 
@@ -150,6 +152,7 @@ impl Store {
             tx.open_table(AUDIT).map_err(dberr("create table"))?;
             tx.open_table(DECISIONS).map_err(dberr("create table"))?;
             tx.open_table(IDEMPOTENCY).map_err(dberr("create table"))?;
+            tx.open_table(HEADS).map_err(dberr("create table"))?;
         }
         tx.commit().map_err(dberr("commit"))?;
         Ok(Store { db })
@@ -178,6 +181,12 @@ impl Store {
                     }
                     t.insert((*zone, *seq), bytes.as_slice()).map_err(dberr("audit insert"))?;
                 }
+            }
+            if let Some((zone, bytes)) = &w.head {
+                tx.open_table(HEADS)
+                    .map_err(dberr("open heads"))?
+                    .insert(*zone, bytes.as_slice())
+                    .map_err(dberr("insert"))?;
             }
             if let Some((key, bytes)) = &w.instance {
                 tx.open_table(INSTANCES)
@@ -305,6 +314,13 @@ impl Store {
         Ok(last.map(|(_, v)| v.value().to_vec()))
     }
 
+    /// The signed head of a zone's chain, written with its newest event.
+    pub fn audit_head(&self, zone: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(dberr("begin read"))?;
+        let t = tx.open_table(HEADS).map_err(dberr("open"))?;
+        Ok(t.get(zone).map_err(dberr("get"))?.map(|v| v.value().to_vec()))
+    }
+
     /// A decision by request id.
     pub fn decision(&self, request_id: &str) -> Result<Option<DecisionRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(dberr("begin read"))?;
@@ -348,6 +364,8 @@ impl Store {
 pub struct Batch<'a> {
     /// (zone, seq, CBOR event), each seq = last + 1.
     pub audit: Vec<(&'a str, u64, Vec<u8>)>,
+    /// (zone, CBOR AuditHead) naming the newest event of `audit`.
+    pub head: Option<(&'a str, Vec<u8>)>,
     /// (`connector@zone`, JSON).
     pub instance: Option<(String, Vec<u8>)>,
     /// (grant id, CBOR).

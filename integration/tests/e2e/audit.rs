@@ -80,3 +80,17 @@ fn audit_verify_catches_reordered_events() {
     });
     assert_broken(&node, "audit.reordered");
 }
+
+#[test]
+fn audit_verify_catches_a_truncated_chain_and_fcpd_appends_nothing_more() {
+    let node = tampered(|store, rows| {
+        let last = rows.last().expect("a chain").0;
+        store.tamper_audit(ZONE, last, None).expect("remove the newest event");
+    });
+    assert_broken(&node, "audit.truncated");
+    // Appending would hide the loss: the zone refuses new events until repaired.
+    let refused =
+        node.fcp(["grant", "--json", "--zone", ZONE, "--connector", Connector::Typed.id(), "--operation", "echo"], []);
+    let v = refused.expect_code(1).json();
+    assert_eq!(v["error"]["code"].as_str(), Some("audit.truncated"), "{refused}");
+}
