@@ -10,4 +10,5 @@
 
 pub mod conformance;
 pub mod egress;
+pub mod jail;
 pub mod manifest;
