@@ -142,8 +142,9 @@ impl Daemon {
         home: Home,
         sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync>,
         degradation: fcp_sandbox::Degradation,
+        durability: crate::store::Durability,
     ) -> Result<Daemon, RequestFailure> {
-        let store = Store::open(&home.store_path()).map_err(store_err)?;
+        let store = Store::open_with(&home.store_path(), durability).map_err(store_err)?;
         let now = now();
         let mut trust = TrustStore::new(home.owner.public());
         let att = home.attest(now).map_err(|e| fail("home.error", e.to_string()))?;
@@ -298,6 +299,7 @@ impl Daemon {
                 "layers": self.sandbox.layers().iter().map(|l| l.as_str()).collect::<Vec<_>>(),
                 "allowed_missing": self.degradation.allowed_missing().iter().map(|l| l.as_str()).collect::<Vec<_>>(),
             },
+            "store_durability": self.store.durability(),
         }))
     }
 
@@ -1282,6 +1284,12 @@ impl Daemon {
         let mut out = serde_json::to_value(&record).map_err(|e| fail("internal", e.to_string()))?;
         out["replayed"] = json!(false);
         Ok(out)
+    }
+
+    /// Makes every acknowledged transaction durable on disk (journal mode; a no-op in
+    /// fsync mode). Called every `store::FLUSH_INTERVAL` and at shutdown.
+    pub fn flush_store(&self) -> Result<(), RequestFailure> {
+        self.store.flush().map_err(store_err)
     }
 
     /// Stops every running connector.

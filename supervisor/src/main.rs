@@ -112,8 +112,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync> = Arc::new(fcp_sandbox::PlainProcess::new());
                 let daemon = Arc::new(
-                    Daemon::open(h, sandbox, degradation).map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?,
+                    Daemon::open(h, sandbox, degradation, file.durability)
+                        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?,
                 );
+                let flusher = daemon.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(fcp_supervisor::store::FLUSH_INTERVAL).await;
+                        let d = flusher.clone();
+                        // fsync blocks: keep it off the runtime's worker threads.
+                        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.flush_store()).await {
+                            tracing::error!("store flush failed: {}", e.message);
+                        }
+                    }
+                });
                 let listener = api::bind(&socket)?;
                 tracing::info!(socket = %socket.display(), home = %home.display(), "fcpd ready");
                 let _ = sd_notify("READY=1");
@@ -149,6 +161,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 tracing::info!("shutting down");
                 daemon.shutdown().await;
+                if let Err(e) = daemon.flush_store() {
+                    tracing::error!("final store flush failed: {}", e.message);
+                }
                 let _ = std::fs::remove_file(&socket);
                 Ok(())
             })
@@ -165,6 +180,10 @@ struct Config {
     idle_secs: Option<u64>,
     #[serde(default)]
     sandbox: SandboxConfig,
+    /// `fsync` (every request fsynced: survives power loss) or `journal` (default:
+    /// survives a crash of fcpd; a power loss may lose the last 200 ms).
+    #[serde(default)]
+    durability: fcp_supervisor::store::Durability,
 }
 
 /// `[sandbox]`: the owner's degradation policy (default: refuse any missing layer).

@@ -1,12 +1,24 @@
-//! fcpd's persistent state in redb, an embedded, crash-safe (copy-on-write, fsync on
-//! commit) store. Everything an answer depends on is committed in one transaction
-//! before the answer is sent: a `kill -9` at any moment loses no acknowledged receipt
-//! or audit event and never leaves a half-written chain.
+//! fcpd's persistent state in redb, an embedded, crash-safe (copy-on-write) store.
+//! Everything an answer depends on is committed in one transaction before the answer
+//! is sent: a `kill -9` at any moment loses no acknowledged receipt or audit event and
+//! never leaves a half-written chain.
+//!
+//! Two [`Durability`] modes. `fsync`: every transaction is fsynced before the answer
+//! (survives power loss; one fsync per request). `journal` (default): every
+//! transaction is also appended to `journal.log` with one `write` before the answer,
+//! and the store is fsynced every [`FLUSH_INTERVAL`], after which the journal is
+//! emptied; at start, journal records the store lacks are applied again. A crash of
+//! fcpd loses nothing acknowledged (the journal is in the kernel's page cache); a power
+//! loss may lose the acknowledgements of the last interval.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 /// Installed instances: `connector@zone` → JSON [`InstalledInstance`].
 const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -128,9 +140,108 @@ pub struct DecisionRecord {
     pub decided_at: u64,
 }
 
+/// How commits reach the disk (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync every transaction before answering.
+    Fsync,
+    /// Journal every transaction before answering; fsync the store periodically.
+    #[default]
+    Journal,
+}
+
+/// How often the journal mode fsyncs the store.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+/// Largest journal record accepted at replay.
+const MAX_RECORD: usize = 64 * 1024 * 1024;
+
+/// A [`Batch`] that owns its data: what the journal stores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Record {
+    audit: Vec<(String, u64, ByteBuf)>,
+    head: Option<(String, ByteBuf)>,
+    instance: Option<(String, ByteBuf)>,
+    grant: Option<(ByteBuf, ByteBuf)>,
+    token: Option<(ByteBuf, ByteBuf)>,
+    revocation: Option<(String, u64, ByteBuf)>,
+    decision: Option<(String, ByteBuf)>,
+    idempotency: Option<(String, String, String)>,
+}
+
+impl From<Batch<'_>> for Record {
+    fn from(w: Batch<'_>) -> Record {
+        Record {
+            audit: w.audit.into_iter().map(|(z, s, b)| (z.to_owned(), s, ByteBuf::from(b))).collect(),
+            head: w.head.map(|(z, b)| (z.to_owned(), ByteBuf::from(b))),
+            instance: w.instance.map(|(k, b)| (k, ByteBuf::from(b))),
+            grant: w.grant.map(|(k, b)| (ByteBuf::from(k), ByteBuf::from(b))),
+            token: w.token.map(|(k, b)| (ByteBuf::from(k), ByteBuf::from(b))),
+            revocation: w.revocation.map(|(z, s, b)| (z.to_owned(), s, ByteBuf::from(b))),
+            decision: w.decision.map(|(k, b)| (k, ByteBuf::from(b))),
+            idempotency: w.idempotency.map(|(z, k, id)| (z.to_owned(), k, id)),
+        }
+    }
+}
+
+/// `journal.log`: frames of `u32le(len) || BLAKE3(payload)[0..8] || payload`, payload the
+/// deterministic CBOR of a [`Record`]. A torn last frame (a crash mid-write) is ignored:
+/// its transaction was never acknowledged.
+struct Journal {
+    file: File,
+    path: PathBuf,
+    dirty: bool,
+}
+
+impl Journal {
+    fn append(&mut self, rec: &Record) -> Result<(), StoreError> {
+        let payload = fcp_proto::cbor::to_vec(rec).map_err(dberr("journal encode"))?;
+        let len = u32::try_from(payload.len()).map_err(dberr("journal record size"))?;
+        let mut frame = Vec::with_capacity(12 + payload.len());
+        frame.extend_from_slice(&len.to_le_bytes());
+        frame.extend_from_slice(&blake3::hash(&payload).as_bytes()[..8]);
+        frame.extend_from_slice(&payload);
+        // One write of the whole frame: after it returns, a crash of fcpd cannot lose it.
+        self.file.write_all(&frame).map_err(dberr("journal write"))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn read_all(path: &Path) -> Result<Vec<Record>, StoreError> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes).map_err(dberr("journal read"))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(dberr("journal open")(e)),
+        }
+        let mut out = Vec::new();
+        let mut rest = bytes.as_slice();
+        while rest.len() >= 12 {
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if len > MAX_RECORD || rest.len() < 12 + len {
+                break;
+            }
+            let payload = &rest[12..12 + len];
+            if blake3::hash(payload).as_bytes()[..8] != rest[4..12] {
+                break;
+            }
+            let limits = fcp_proto::cbor::Limits::with_max_len(MAX_RECORD);
+            let rec: Record = fcp_proto::cbor::from_slice(payload, limits)
+                .map_err(|e| StoreError::Corrupt { what: "journal record".into(), why: e.to_string() })?;
+            out.push(rec);
+            rest = &rest[12 + len..];
+        }
+        Ok(out)
+    }
+}
+
 /// The store.
 pub struct Store {
     db: Database,
+    durability: Durability,
+    journal: Mutex<Option<Journal>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -140,8 +251,14 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store and makes sure every table exists.
+    /// Opens (or creates) the store in the default [`Durability::Journal`] mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, Durability::default())
+    }
+
+    /// Opens (or creates) the store, makes sure every table exists, and applies the
+    /// journal records a crash left unflushed.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Store, StoreError> {
         let db = Database::create(path).map_err(dberr("open"))?;
         let tx = db.begin_write().map_err(dberr("begin"))?;
         {
@@ -155,77 +272,72 @@ impl Store {
             tx.open_table(HEADS).map_err(dberr("create table"))?;
         }
         tx.commit().map_err(dberr("commit"))?;
-        Ok(Store { db })
-    }
-
-    /// Commits a batch atomically: everything in `w` or nothing.
-    pub fn commit(&self, w: Batch<'_>) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(dberr("begin"))?;
-        {
-            if !w.audit.is_empty() {
-                let mut t = tx.open_table(AUDIT).map_err(dberr("open audit"))?;
-                for (zone, seq, bytes) in &w.audit {
-                    let last = t
-                        .range((*zone, 0)..=(*zone, u64::MAX))
-                        .map_err(dberr("audit range"))?
-                        .next_back()
-                        .transpose()
-                        .map_err(dberr("audit last"))?
-                        .map(|(k, _)| k.value().1);
-                    let ok = match last {
-                        None => *seq == 0,
-                        Some(l) => l.checked_add(1) == Some(*seq),
-                    };
-                    if !ok {
-                        return Err(StoreError::AuditOrder { zone: (*zone).to_owned(), last, got: *seq });
-                    }
-                    t.insert((*zone, *seq), bytes.as_slice()).map_err(dberr("audit insert"))?;
-                }
-            }
-            if let Some((zone, bytes)) = &w.head {
-                tx.open_table(HEADS)
-                    .map_err(dberr("open heads"))?
-                    .insert(*zone, bytes.as_slice())
-                    .map_err(dberr("insert"))?;
-            }
-            if let Some((key, bytes)) = &w.instance {
-                tx.open_table(INSTANCES)
-                    .map_err(dberr("open instances"))?
-                    .insert(key.as_str(), bytes.as_slice())
-                    .map_err(dberr("insert"))?;
-            }
-            if let Some((id, bytes)) = &w.grant {
-                tx.open_table(GRANTS)
-                    .map_err(dberr("open grants"))?
-                    .insert(id.as_slice(), bytes.as_slice())
-                    .map_err(dberr("insert"))?;
-            }
-            if let Some((jti, bytes)) = &w.token {
-                tx.open_table(TOKENS)
-                    .map_err(dberr("open tokens"))?
-                    .insert(jti.as_slice(), bytes.as_slice())
-                    .map_err(dberr("insert"))?;
-            }
-            if let Some((zone, seq, bytes)) = &w.revocation {
-                tx.open_table(REVOCATIONS)
-                    .map_err(dberr("open revocations"))?
-                    .insert((*zone, *seq), bytes.as_slice())
-                    .map_err(dberr("insert"))?;
-            }
-            if let Some((id, bytes)) = &w.decision {
-                tx.open_table(DECISIONS)
-                    .map_err(dberr("open decisions"))?
-                    .insert(id.as_str(), bytes.as_slice())
-                    .map_err(dberr("insert"))?;
-            }
-            if let Some((zone, key, id)) = &w.idempotency {
-                tx.open_table(IDEMPOTENCY)
-                    .map_err(dberr("open idempotency"))?
-                    .insert((*zone, key.as_str()), id.as_str())
-                    .map_err(dberr("insert"))?;
+        let jpath = path.with_file_name("journal.log");
+        for rec in Journal::read_all(&jpath)? {
+            let tx = db.begin_write().map_err(dberr("begin"))?;
+            if apply(&tx, &rec, true)? {
+                tx.commit().map_err(dberr("replay commit"))?;
+            } else {
+                tx.abort().map_err(dberr("replay abort"))?;
             }
         }
-        tx.commit().map_err(dberr("commit"))
+        // Everything replayed is durable now (Immediate is redb's default); start empty.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&jpath)
+            .map_err(dberr("journal create"))?;
+        file.sync_all().map_err(dberr("journal sync"))?;
+        let journal = match durability {
+            Durability::Journal => {
+                let file = std::fs::OpenOptions::new().append(true).open(&jpath).map_err(dberr("journal open"))?;
+                Some(Journal { file, path: jpath, dirty: false })
+            }
+            Durability::Fsync => None,
+        };
+        Ok(Store { db, durability, journal: Mutex::new(journal) })
+    }
+
+    /// The durability mode.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Journal mode: fsyncs the store and empties the journal, if anything was written
+    /// since the last flush. fcpd calls it every [`FLUSH_INTERVAL`] and at shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut guard =
+            self.journal.lock().map_err(|_| StoreError::Db { op: "journal lock", why: "poisoned".into() })?;
+        let Some(j) = guard.as_mut() else { return Ok(()) };
+        if !j.dirty {
+            return Ok(());
+        }
+        // An empty Immediate commit makes every earlier non-durable commit durable.
+        let tx = self.db.begin_write().map_err(dberr("begin"))?;
+        tx.commit().map_err(dberr("flush commit"))?;
+        j.file.set_len(0).map_err(dberr("journal truncate"))?;
+        j.dirty = false;
+        let _ = &j.path;
+        Ok(())
+    }
+
+    /// Commits a batch atomically: everything in `w` or nothing, durable (per the mode)
+    /// when this returns.
+    pub fn commit(&self, w: Batch<'_>) -> Result<(), StoreError> {
+        let rec = Record::from(w);
+        let mut guard =
+            self.journal.lock().map_err(|_| StoreError::Db { op: "journal lock", why: "poisoned".into() })?;
+        let mut tx = self.db.begin_write().map_err(dberr("begin"))?;
+        if guard.is_some() {
+            tx.set_durability(redb::Durability::None).map_err(dberr("set durability"))?;
+        }
+        apply(&tx, &rec, false)?;
+        tx.commit().map_err(dberr("commit"))?;
+        if let Some(j) = guard.as_mut() {
+            j.append(&rec)?;
+        }
+        Ok(())
     }
 
     fn read_all<K: redb::Key + 'static>(&self, def: TableDefinition<K, &[u8]>) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -359,6 +471,78 @@ impl Store {
     }
 }
 
+/// Applies a record in `tx`. With `replay`, a record whose audit events are already
+/// stored is skipped (false); without, an audit seq that does not follow is an error.
+fn apply(tx: &WriteTransaction, w: &Record, replay: bool) -> Result<bool, StoreError> {
+    if !w.audit.is_empty() {
+        let mut t = tx.open_table(AUDIT).map_err(dberr("open audit"))?;
+        for (zone, seq, bytes) in &w.audit {
+            let zone = zone.as_str();
+            let last = t
+                .range((zone, 0)..=(zone, u64::MAX))
+                .map_err(dberr("audit range"))?
+                .next_back()
+                .transpose()
+                .map_err(dberr("audit last"))?
+                .map(|(k, _)| k.value().1);
+            let ok = match last {
+                None => *seq == 0,
+                Some(l) => l.checked_add(1) == Some(*seq),
+            };
+            if !ok {
+                if replay {
+                    return Ok(false);
+                }
+                return Err(StoreError::AuditOrder { zone: zone.to_owned(), last, got: *seq });
+            }
+            t.insert((zone, *seq), bytes.as_slice()).map_err(dberr("audit insert"))?;
+        }
+    }
+    if let Some((zone, bytes)) = &w.head {
+        tx.open_table(HEADS)
+            .map_err(dberr("open heads"))?
+            .insert(zone.as_str(), bytes.as_slice())
+            .map_err(dberr("insert"))?;
+    }
+    if let Some((key, bytes)) = &w.instance {
+        tx.open_table(INSTANCES)
+            .map_err(dberr("open instances"))?
+            .insert(key.as_str(), bytes.as_slice())
+            .map_err(dberr("insert"))?;
+    }
+    if let Some((id, bytes)) = &w.grant {
+        tx.open_table(GRANTS)
+            .map_err(dberr("open grants"))?
+            .insert(id.as_slice(), bytes.as_slice())
+            .map_err(dberr("insert"))?;
+    }
+    if let Some((jti, bytes)) = &w.token {
+        tx.open_table(TOKENS)
+            .map_err(dberr("open tokens"))?
+            .insert(jti.as_slice(), bytes.as_slice())
+            .map_err(dberr("insert"))?;
+    }
+    if let Some((zone, seq, bytes)) = &w.revocation {
+        tx.open_table(REVOCATIONS)
+            .map_err(dberr("open revocations"))?
+            .insert((zone.as_str(), *seq), bytes.as_slice())
+            .map_err(dberr("insert"))?;
+    }
+    if let Some((id, bytes)) = &w.decision {
+        tx.open_table(DECISIONS)
+            .map_err(dberr("open decisions"))?
+            .insert(id.as_str(), bytes.as_slice())
+            .map_err(dberr("insert"))?;
+    }
+    if let Some((zone, key, id)) = &w.idempotency {
+        tx.open_table(IDEMPOTENCY)
+            .map_err(dberr("open idempotency"))?
+            .insert((zone.as_str(), key.as_str()), id.as_str())
+            .map_err(dberr("insert"))?;
+    }
+    Ok(true)
+}
+
 /// Writes that must land together.
 #[derive(Default)]
 pub struct Batch<'a> {
@@ -404,5 +588,49 @@ mod tests {
         drop(s);
         let s = Store::open(&tmp.path().join("s.redb")).expect("reopen");
         assert_eq!(s.audit_last("z:work").expect("last"), Some(vec![2]));
+    }
+
+    /// A crash image (the files as a killed fcpd leaves them: non-durable commits not
+    /// flushed, the journal written) opens with every acknowledged batch.
+    #[test]
+    fn journal_replays_what_a_crash_left_unflushed() {
+        let live = tempfile::tempdir().expect("tmp");
+        let s = Store::open_with(&live.path().join("s.redb"), Durability::Journal).expect("open");
+        s.commit(Batch { audit: vec![("z:work", 0, vec![1])], ..Batch::default() }).expect("0");
+        s.flush().expect("flush");
+        for seq in 1..4u64 {
+            let idempotency = Some(("z:work", format!("k{seq}"), format!("r{seq}")));
+            s.commit(Batch { audit: vec![("z:work", seq, vec![seq as u8 + 1])], idempotency, ..Batch::default() })
+                .expect("commit");
+        }
+        let journal = std::fs::read(live.path().join("journal.log")).expect("journal");
+        assert!(!journal.is_empty(), "three unflushed batches are journaled");
+        // The worst case a crash can leave: a store holding only the flushed genesis (none
+        // of the non-durable commits reached it) and the journal, with a torn frame at the
+        // end (a crash in the middle of a write).
+        let image = tempfile::tempdir().expect("tmp");
+        {
+            let base = Store::open_with(&image.path().join("s.redb"), Durability::Fsync).expect("base");
+            base.commit(Batch { audit: vec![("z:work", 0, vec![1])], ..Batch::default() }).expect("genesis");
+        }
+        let mut torn = journal.clone();
+        torn.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3]);
+        std::fs::write(image.path().join("journal.log"), &torn).expect("copy journal");
+        let r = Store::open_with(&image.path().join("s.redb"), Durability::Journal).expect("reopen the image");
+        let seqs: Vec<u64> = r.audit("z:work", None, 10).expect("read").into_iter().map(|(s, _)| s).collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        assert_eq!(r.idempotent("z:work", "k3").expect("read"), Some("r3".to_owned()));
+        assert_eq!(r.idempotent("z:work", "k").expect("read"), None);
+        assert_eq!(
+            std::fs::metadata(image.path().join("journal.log")).expect("meta").len(),
+            0,
+            "replayed, then emptied"
+        );
+        // Replaying twice changes nothing.
+        drop(r);
+        std::fs::write(image.path().join("journal.log"), &journal).expect("journal again");
+        let r = Store::open_with(&image.path().join("s.redb"), Durability::Journal).expect("reopen again");
+        assert_eq!(r.audit("z:work", None, 10).expect("read").len(), 4);
+        drop(s);
     }
 }
