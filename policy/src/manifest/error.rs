@@ -151,6 +151,10 @@ pub enum ManifestError {
     /// `fix_interface_hash`: there is no `manifest.interface_hash` string to rewrite.
     #[error("no manifest.interface_hash string to rewrite")]
     NoInterfaceHash,
+    /// `fill_defaults`: the text with its defaults written out would not validate exactly
+    /// like the original (a safeguard; the edit is refused).
+    #[error("writing the defaults out would change what the manifest means")]
+    DefaultsChangeMeaning,
 }
 
 impl ManifestError {
@@ -158,7 +162,9 @@ impl ManifestError {
     pub fn violations(&self) -> &[Violation] {
         match self {
             ManifestError::Invalid { violations } => violations,
-            ManifestError::InterfaceHashSyntax | ManifestError::NoInterfaceHash => &[],
+            ManifestError::InterfaceHashSyntax
+            | ManifestError::NoInterfaceHash
+            | ManifestError::DefaultsChangeMeaning => &[],
         }
     }
 

@@ -8,10 +8,12 @@
 //!
 //! [`compute_interface`] and [`fix_interface_hash`] work on texts that break other
 //! rules, so `fcp manifest fix` can repair a stale hash before `fcp manifest check`
-//! reports the rest.
+//! reports the rest. [`fill_defaults`] writes out the defaults the validator assumes,
+//! without changing what the text means.
 //!
 //! Pure: no I/O. The caller reads the file.
 
+mod defaults;
 mod error;
 mod hash;
 mod lint;
@@ -21,6 +23,7 @@ mod read;
 mod tree;
 mod validate;
 
+pub use defaults::{fill_defaults, FixReport};
 pub use error::{ManifestError, Rule, Violation};
 pub use hash::{Interface, InterfaceHash};
 pub use model::*;
