@@ -1,12 +1,13 @@
 //! `fcp manifest check` and `fcp manifest fix`: connector manifests judged and repaired by
-//! `fcp-policy` (digest §11), reading and writing the file here.
+//! `fcp-policy` (digest §11), reading and writing the file here. `fix` writes out the
+//! lintable defaults (`fill_defaults`) and then recomputes the interface hash.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use fcp_policy::manifest::{compute_interface, fix_interface_hash, Manifest, ManifestError, Violation};
+use fcp_policy::manifest::{compute_interface, fill_defaults, fix_interface_hash, Manifest, ManifestError, Violation};
 use fcp_proto::package::MAX_MANIFEST_BYTES;
 use serde::Serialize;
 
@@ -21,13 +22,21 @@ pub(crate) enum ManifestCommand {
     /// line as `CODE PATH: MESSAGE` (PATH is the TOML key path, `(document)` for the whole
     /// file); 2 on usage or I/O errors.
     Check(CheckArgs),
-    /// Recompute `manifest.interface_hash` and write it back in place.
+    /// Write out the defaults the validator assumes, recompute `manifest.interface_hash`,
+    /// and save the file in place.
     ///
-    /// Only the hash string changes; every other byte stays. The file is replaced all or
-    /// nothing (a temporary file in the same folder, then a rename). With --check nothing is
-    /// written: exits 0 when the hash is up to date, 1 when it is stale. Exits 1 when the
-    /// hash cannot be recomputed (the violations are listed), 2 on usage or I/O errors.
-    /// Other violations do not stop the fix; they are reported, see `fcp manifest check`.
+    /// Where a key is absent, its default is written out so the file shows the value in
+    /// force: each operation's network_constraints limits (deny_*, dns_max_ips,
+    /// max_redirects, the timeouts, max_response_bytes) and revocation_freshness,
+    /// [timeouts], the sandbox path lists, connector.status and
+    /// manifest.protocol_features. That never changes what the manifest means (its
+    /// validation result and interface hash stay the same). Comments and layout stay; each
+    /// filled key path is listed. The file is replaced all or nothing (a temporary file in
+    /// the same folder, then a rename). With --check nothing is written: exits 0 when the
+    /// file is up to date, 1 when the hash is stale or a default is missing. Exits 1 when
+    /// the file is not TOML or the hash cannot be recomputed (the violations are listed), 2
+    /// on usage or I/O errors. Other violations do not stop the fix; they are reported, see
+    /// `fcp manifest check`.
     Fix(FixArgs),
 }
 
@@ -47,10 +56,11 @@ pub(crate) struct CheckArgs {
 pub(crate) struct FixArgs {
     /// The manifest (TOML), rewritten in place.
     file: PathBuf,
-    /// Only report whether the file is up to date; write nothing.
+    /// Only report whether the file is up to date (hash and defaults); write nothing.
     #[arg(long)]
     check: bool,
-    /// Print JSON: {"file", "up_to_date", "written", "interface_hash", "violations"}.
+    /// Print JSON: {"file", "up_to_date", "written", "interface_hash",
+    /// "interface_hash_stale", "filled": [key paths], "violations"}.
     #[arg(long)]
     json: bool,
 }
@@ -73,11 +83,12 @@ impl From<&Violation> for ViolationJson {
 pub(crate) fn violations_of(e: &ManifestError) -> Vec<ViolationJson> {
     if e.violations().is_empty() {
         // Not a rule violation (e.g. no interface_hash string): report the error itself.
-        let code = match e {
-            ManifestError::NoInterfaceHash => "missing_key",
-            _ => "bad_value",
+        let (code, path) = match e {
+            ManifestError::NoInterfaceHash => ("missing_key", "manifest.interface_hash"),
+            ManifestError::DefaultsChangeMeaning => ("bad_value", ""),
+            _ => ("bad_value", "manifest.interface_hash"),
         };
-        return vec![ViolationJson { code, path: "manifest.interface_hash".into(), message: e.to_string() }];
+        return vec![ViolationJson { code, path: path.into(), message: e.to_string() }];
     }
     e.violations().iter().map(ViolationJson::from).collect()
 }
@@ -114,13 +125,17 @@ struct CheckReport {
 #[derive(Serialize)]
 struct FixReport {
     file: String,
-    /// Whether the file already declared the recomputed hash.
+    /// Whether the file already declared the recomputed hash and every default.
     up_to_date: bool,
     /// Whether the file was rewritten.
     written: bool,
     /// The recomputed hash, when it could be computed.
     #[serde(skip_serializing_if = "Option::is_none")]
     interface_hash: Option<String>,
+    /// Whether the declared hash differed from the recomputed one.
+    interface_hash_stale: bool,
+    /// The key paths of the defaults written out (with --check: that would be).
+    filled: Vec<String>,
     /// Violations after the fix (or those that stopped it).
     violations: Vec<ViolationJson>,
 }
@@ -174,7 +189,15 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn fix(args: FixArgs) -> anyhow::Result<ExitCode> {
     let file = args.file.display().to_string();
-    let mut report = FixReport { file, up_to_date: false, written: false, interface_hash: None, violations: vec![] };
+    let mut report = FixReport {
+        file,
+        up_to_date: false,
+        written: false,
+        interface_hash: None,
+        interface_hash_stale: false,
+        filled: vec![],
+        violations: vec![],
+    };
     let text = match read_manifest(&args.file)? {
         Ok(text) => text,
         Err(not_utf8) => {
@@ -182,7 +205,15 @@ fn fix(args: FixArgs) -> anyhow::Result<ExitCode> {
             return finish_fix(&args, &report, "cannot fix: the file is not a manifest", 1);
         }
     };
-    let fixed = match fix_interface_hash(&text) {
+    // Defaults first: they never change the hash, so the recomputed hash is the same either way.
+    let filled = match fill_defaults(&text) {
+        Ok(filled) => filled,
+        Err(e) => {
+            report.violations = violations_of(&e);
+            return finish_fix(&args, &report, "cannot fill defaults", 1);
+        }
+    };
+    let fixed = match fix_interface_hash(&filled.text) {
         Ok(fixed) => fixed,
         Err(e) => {
             report.violations = violations_of(&e);
@@ -190,28 +221,44 @@ fn fix(args: FixArgs) -> anyhow::Result<ExitCode> {
         }
     };
     report.interface_hash = compute_interface(&fixed).ok().map(|i| i.hash.to_string());
+    report.interface_hash_stale = fixed != filled.text;
+    report.filled = filled.filled;
     report.up_to_date = fixed == text;
     report.violations = match Manifest::parse(&fixed) {
         Ok(_) => vec![],
         Err(e) => violations_of(&e),
     };
     let hash = report.interface_hash.clone().unwrap_or_default();
+    let defaults = report.filled.len();
     if args.check {
-        return if report.up_to_date {
-            finish_fix(&args, &report, "interface_hash is up to date", 0)
-        } else {
-            finish_fix(&args, &report, &format!("interface_hash is stale; the recomputed hash is {hash}"), 1)
-        };
+        if report.up_to_date {
+            return finish_fix(&args, &report, "interface_hash and defaults are up to date", 0);
+        }
+        let mut changes = Vec::new();
+        if report.interface_hash_stale {
+            changes.push(format!("interface_hash is stale; the recomputed hash is {hash}"));
+        }
+        if defaults > 0 {
+            changes.push(format!("{defaults} default(s) to write out"));
+        }
+        return finish_fix(&args, &report, &changes.join("; "), 1);
     }
     if report.up_to_date {
-        return finish_fix(&args, &report, "interface_hash is already up to date", 0);
+        return finish_fix(&args, &report, "interface_hash and defaults are already up to date", 0);
     }
     // Write through a symlink to the file it names, rather than replacing the link.
     let target = std::fs::canonicalize(&args.file).with_context(|| format!("resolving {}", args.file.display()))?;
     let mode = files::mode_of(&target)?;
     files::write_atomically(&target, fixed.as_bytes(), mode)?;
     report.written = true;
-    finish_fix(&args, &report, &format!("interface_hash set to {hash}"), 0)
+    let mut changes = Vec::new();
+    if report.interface_hash_stale {
+        changes.push(format!("interface_hash set to {hash}"));
+    }
+    if defaults > 0 {
+        changes.push(format!("{defaults} default(s) written out"));
+    }
+    finish_fix(&args, &report, &changes.join("; "), 0)
 }
 
 fn finish_fix(args: &FixArgs, report: &FixReport, summary: &str, code: u8) -> anyhow::Result<ExitCode> {
@@ -219,6 +266,10 @@ fn finish_fix(args: &FixArgs, report: &FixReport, summary: &str, code: u8) -> an
         println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         println!("{}: {summary}", report.file);
+        let verb = if report.written { "filled" } else { "would fill" };
+        for path in &report.filled {
+            println!("{verb} {path}");
+        }
         for v in &report.violations {
             println!("{}", violation_line(v));
         }

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use fcp_policy::manifest::{fill_defaults, fix_interface_hash};
+
 fn shared_dir() -> PathBuf {
     match std::env::var_os("FCP_SHARED_DIR") {
         Some(dir) => PathBuf::from(dir),
@@ -182,15 +184,25 @@ fn fix_repairs_a_wrong_hash_in_place() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     let j = json(&out);
     assert_eq!((j["written"].as_bool(), j["up_to_date"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(j["interface_hash_stale"], true);
     assert_eq!(j["violations"], serde_json::json!([]));
     let fixed = fs::read_to_string(&file).expect("read");
     let hash = j["interface_hash"].as_str().expect("hash");
     assert!(fixed.contains(hash));
-    // Only the hash string changed: same length, and every other line is the same.
-    assert_eq!(fixed.len(), original.len());
-    let changed: Vec<_> = original.lines().zip(fixed.lines()).filter(|(a, b)| a != b).collect();
-    assert_eq!(changed.len(), 1, "{changed:?}");
-    assert!(changed[0].0.starts_with("interface_hash = "));
+    // The file is the library's fill, then its hash fix; the filled paths are reported.
+    let filled = fill_defaults(&original).expect("fills");
+    assert_eq!(fixed, fix_interface_hash(&filled.text).expect("fixes"));
+    assert_eq!(j["filled"], serde_json::json!(filled.filled));
+    // Of the lines already there, only the hash line changed; the rest are added lines.
+    let mut rest = fixed.lines();
+    for line in original.lines() {
+        let want = if line.starts_with("interface_hash = ") {
+            format!("interface_hash = \"{hash}\"")
+        } else {
+            line.to_owned()
+        };
+        assert!(rest.any(|l| l == want), "{line:?} is gone");
+    }
     let mode = fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
     assert_eq!(mode, 0o644, "fix keeps the file's mode");
     let names: Vec<_> = fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
@@ -206,14 +218,83 @@ fn fix_repairs_a_wrong_hash_in_place() {
 }
 
 #[test]
-fn fix_check_judges_only_the_hash() {
+fn fix_check_judges_the_hash_and_defaults_not_other_violations() {
     // Invalid for other reasons, but its hash is right (vectors README §5.17).
-    let file = vectors().join("manifest/invalid/manifest_anthropic_bad.toml");
-    let out = fcp(&["manifest", "fix", "--check", "--json", path_str(&file)]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("m.toml");
+    fs::copy(vectors().join("manifest/invalid/manifest_anthropic_bad.toml"), &file).expect("copy");
+    let f = path_str(&file);
+    let before = json(&fcp(&["manifest", "check", "--json", f]));
+
+    let out = fcp(&["manifest", "fix", "--check", "--json", f]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let j = json(&out);
+    assert_eq!((j["up_to_date"].as_bool(), j["interface_hash_stale"].as_bool()), (Some(false), Some(false)));
+    assert!(!j["filled"].as_array().expect("filled").is_empty(), "{j}");
+    assert!(!j["violations"].as_array().expect("violations").is_empty());
+
+    // Other violations do not stop the fix, and the fix does not change them.
+    let out = fcp(&["manifest", "fix", f]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other violation(s) remain"));
+    assert_eq!(json(&fcp(&["manifest", "check", "--json", f])), before);
+    let out = fcp(&["manifest", "fix", "--check", "--json", f]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     let j = json(&out);
-    assert_eq!(j["up_to_date"], true);
-    assert!(!j["violations"].as_array().expect("violations").is_empty());
+    assert_eq!((j["up_to_date"].as_bool(), j["filled"].clone()), (Some(true), serde_json::json!([])));
+    assert_eq!(j["violations"], before["violations"]);
+}
+
+#[test]
+fn fix_writes_out_defaults_and_check_reports_them() {
+    // Valid with an up-to-date hash, but silent on status, revocation_freshness and [timeouts].
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("m.toml");
+    let original = fs::read_to_string(vectors().join("manifest/valid/manifest_minimal.toml")).expect("vector");
+    fs::write(&file, &original).expect("copy");
+    let f = path_str(&file);
+    let checked = json(&fcp(&["manifest", "check", "--json", f]));
+    assert_eq!(checked["valid"], true);
+    let want = [
+        "connector.status",
+        "provides.operations.minimal_op.revocation_freshness",
+        "timeouts.request_timeout_ms",
+        "timeouts.connect_timeout_ms",
+        "timeouts.wall_clock_timeout_ms",
+    ];
+
+    let out = fcp(&["manifest", "fix", "--check", f]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(format!("{f}: 5 default(s) to write out").as_str()), "{text}");
+    assert_eq!(lines.collect::<Vec<_>>(), want.map(|p| format!("would fill {p}")));
+    assert_eq!(fs::read_to_string(&file).expect("read"), original, "--check writes nothing");
+    let j = json(&fcp(&["manifest", "fix", "--check", "--json", f]));
+    assert_eq!((j["up_to_date"].as_bool(), j["written"].as_bool()), (Some(false), Some(false)));
+    assert_eq!((j["interface_hash_stale"].clone(), j["filled"].clone()), (false.into(), serde_json::json!(want)));
+
+    let out = fcp(&["manifest", "fix", f]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("{f}: 5 default(s) written out\n")), "{text}");
+    assert!(text.contains("filled timeouts.wall_clock_timeout_ms\n"), "{text}");
+    let fixed = fs::read_to_string(&file).expect("read");
+    for line in
+        ["status = \"ready\"\n", "revocation_freshness = \"safe\"\n", "\n[timeouts]\nrequest_timeout_ms = 30000\n"]
+    {
+        assert!(fixed.contains(line), "{line:?} not in:\n{fixed}");
+    }
+    // The comments stay, and the manifest means what it meant: same hash, still valid.
+    assert!(fixed.starts_with(original.lines().next().expect("comment")));
+    assert_eq!(json(&fcp(&["manifest", "check", "--json", f])), checked);
+
+    assert_eq!(code(&fcp(&["manifest", "fix", "--check", f])), 0);
+    let out = fcp(&["manifest", "fix", "--json", f]);
+    assert_eq!(code(&out), 0);
+    let j = json(&out);
+    assert_eq!((j["up_to_date"].as_bool(), j["written"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(fs::read_to_string(&file).expect("read"), fixed, "a second fix changes nothing");
 }
 
 #[test]
