@@ -854,6 +854,7 @@ mod seccomp {
         "getresuid",
         "getresgid",
         "getgroups",
+        "capget",
         "getrandom",
         "uname",
         "getrusage",
