@@ -121,6 +121,313 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// Reading the connector binary, or a library it needs, failed.
+    #[error("read {path}")]
+    ReadBinary {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The connector binary, or a library it needs, is not an ELF file this jail can run.
+    #[error("parse ELF file {path}: {reason}")]
+    ParseElf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A library named by `DT_NEEDED` is in none of the loader's standard directories.
+    #[error("library {library} needed by {needed_by} is not in the standard library directories")]
+    MissingLibrary {
+        /// The `DT_NEEDED` name.
+        library: String,
+        /// The file that needs it.
+        needed_by: PathBuf,
+    },
+    /// The jail cannot run on this CPU architecture.
+    #[error("the jail does not support this CPU architecture")]
+    UnsupportedArch,
+    /// The Linux jail needs root (the user-namespace path for an unprivileged supervisor is not built yet).
+    #[error("the linux jail needs root")]
+    JailNeedsRoot,
+    /// The spec cannot be compiled into a jail plan.
+    #[error("compile the jail plan")]
+    CompileJail {
+        /// The cause.
+        #[source]
+        source: fcp_policy::jail::JailPlanError,
+    },
+    /// A required bind source is missing or cannot be inspected.
+    #[error("inspect bind source {path}")]
+    BindSource {
+        /// The host path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A path cannot be passed to the kernel (it holds a NUL byte).
+    #[error("path {path} holds a NUL byte")]
+    NulInPath {
+        /// The path, lossily.
+        path: PathBuf,
+    },
+    /// Giving a writable path to the jail's uid failed.
+    #[error("give {path} to the jail's uid")]
+    ChownWritable {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel cannot enforce Landlock (in hard-requirement mode) or did not report
+    /// the ruleset fully enforced.
+    #[error("landlock is not fully enforced: {reason}")]
+    LandlockNotEnforced {
+        /// What the kernel or the check said.
+        reason: String,
+    },
+    /// Building the Landlock ruleset failed.
+    #[error("build the landlock ruleset")]
+    LandlockRuleset {
+        /// The cause.
+        #[source]
+        source: landlock::RulesetError,
+    },
+    /// Opening a Landlock rule's path failed.
+    #[error("open {path} for a landlock rule")]
+    LandlockPath {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: landlock::PathFdError,
+    },
+    /// Compiling the seccomp plan into BPF failed.
+    #[error("compile the seccomp filter")]
+    CompileSeccomp {
+        /// The cause.
+        #[source]
+        source: seccompiler::Error,
+    },
+    /// Reading the kernel's last capability failed.
+    #[error("find the kernel's capabilities")]
+    KernelCapabilities {
+        /// The cause.
+        #[source]
+        source: caps::errors::CapsError,
+    },
+    /// `clone` into new namespaces failed.
+    #[error("clone into new namespaces")]
+    CloneNamespaces {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the child's step report failed.
+    #[error("read the jail's step report")]
+    ReadReport {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Redirecting stdio to the pipes failed in the child.
+    #[error("redirect stdio")]
+    Stdio {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `sethostname` failed in the child.
+    #[error("set the hostname")]
+    SetHostname {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Making every mount private failed in the child.
+    #[error("make mounts private")]
+    MakeMountsPrivate {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Mounting the tmpfs that becomes the root failed in the child.
+    #[error("mount the tmpfs root on {root}")]
+    MountRoot {
+        /// The host directory it was mounted on.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `pivot_root` failed in the child.
+    #[error("pivot_root into {root}")]
+    PivotRoot {
+        /// The host directory holding the new root.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Creating a mount point inside the jail failed in the child.
+    #[error("make mount point {path}")]
+    MakeMountPoint {
+        /// The path inside the jail.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A bind mount failed in the child.
+    #[error("bind {host} at {target}")]
+    Bind {
+        /// The host path.
+        host: PathBuf,
+        /// The path inside the jail.
+        target: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Remounting a bind with its flags (read-only, nosuid, nodev) failed in the child.
+    #[error("remount {target}")]
+    RemountBind {
+        /// The path inside the jail.
+        target: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Mounting the fresh procfs failed in the child.
+    #[error("mount proc at {path}")]
+    MountProc {
+        /// The path inside the jail.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Detaching the old root failed in the child.
+    #[error("detach the old root")]
+    UnmountOldRoot {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Remounting the tmpfs root read-only failed in the child.
+    #[error("remount the root read-only")]
+    RemountRootReadOnly {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `chdir` to the working dir failed in the child.
+    #[error("change to {path}")]
+    ChangeDir {
+        /// The path inside the jail.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Bringing up the loopback interface failed in the child.
+    #[error("bring up loopback")]
+    Loopback {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Adding the Landlock rule for the fresh /proc failed in the child.
+    #[error("add the landlock rule for /proc")]
+    LandlockProc {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `landlock_restrict_self` failed in the child.
+    #[error("enforce the landlock ruleset")]
+    LandlockRestrict {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Locking the securebits failed in the child.
+    #[error("lock the securebits")]
+    SecureBits {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Dropping a capability from the bounding set failed in the child.
+    #[error("drop capability {capability} from the bounding set")]
+    DropBoundingCapability {
+        /// The capability number.
+        capability: u8,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Clearing the ambient capabilities failed in the child.
+    #[error("clear the ambient capabilities")]
+    ClearAmbient {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `setgroups` failed in the child.
+    #[error("clear the supplementary groups")]
+    SetGroups {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `setresgid` failed in the child.
+    #[error("switch to gid {gid}")]
+    SetGid {
+        /// The gid.
+        gid: u32,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `setresuid` failed in the child.
+    #[error("switch to uid {uid}")]
+    SetUid {
+        /// The uid.
+        uid: u32,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Clearing the capability sets failed in the child, or a capability survived.
+    #[error("clear every capability")]
+    ClearCapabilities {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Installing a seccomp filter failed in the child.
+    #[error("install seccomp filter {filter}")]
+    InstallSeccomp {
+        /// Its position in the install order.
+        filter: u16,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `execve` of the connector failed in the child.
+    #[error("exec {program}")]
+    Exec {
+        /// The program.
+        program: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// Signalling the connector's process group failed.
     #[error("kill process group {pid}")]
     Kill {

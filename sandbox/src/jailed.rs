@@ -39,6 +39,9 @@ pub struct Jailed {
 enum Process {
     Os(Child),
     Fake(FakeProcess),
+    /// A child the backend forked itself (the Linux jail's clone), reaped with waitpid.
+    #[cfg(target_os = "linux")]
+    Raw(Pid),
 }
 
 /// How [`Jailed::wait_timeout`] ended.
@@ -65,6 +68,30 @@ impl Jailed {
             stdout: child.stdout.take(),
             stderr: child.stderr.take(),
             process: Process::Os(child),
+            backend,
+            in_force,
+            missing,
+            deadline: deadline_after(wall_clock),
+            status: None,
+        }
+    }
+
+    /// Wraps a child the backend forked itself; `stdio` are the parent's ends of its pipes.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn from_pid(
+        pid: Pid,
+        stdio: (ChildStdin, ChildStdout, ChildStderr),
+        backend: &'static str,
+        in_force: Layers,
+        missing: Layers,
+        wall_clock: Duration,
+    ) -> Jailed {
+        Jailed {
+            pid: pid.as_raw_nonzero().get().unsigned_abs(),
+            process: Process::Raw(pid),
+            stdin: Some(stdio.0),
+            stdout: Some(stdio.1),
+            stderr: Some(stdio.2),
             backend,
             in_force,
             missing,
@@ -147,6 +174,21 @@ impl Jailed {
                 fake.kill();
                 Ok(())
             }
+            #[cfg(target_os = "linux")]
+            Process::Raw(pid) => {
+                // The connector is pid 1 of its pid namespace: killing it kills everything in it.
+                match rustix::process::kill_process_group(*pid, Signal::KILL) {
+                    Ok(()) | Err(Errno::SRCH) => {}
+                    Err(e) => return Err(SandboxError::Kill { pid: self.pid, source: e.into() }),
+                }
+                if self.status.is_none() {
+                    match rustix::process::kill_process(*pid, Signal::KILL) {
+                        Ok(()) | Err(Errno::SRCH) => {}
+                        Err(e) => return Err(SandboxError::Kill { pid: self.pid, source: e.into() }),
+                    }
+                }
+                Ok(())
+            }
             Process::Os(child) => {
                 let Some(group) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
                     return Err(SandboxError::Kill { pid: self.pid, source: Errno::INVAL.into() });
@@ -173,6 +215,9 @@ impl Jailed {
         self.status = match &mut self.process {
             Process::Os(child) => child.try_wait().map_err(|source| SandboxError::Wait { pid: self.pid, source })?,
             Process::Fake(fake) => fake.try_wait(),
+            #[cfg(target_os = "linux")]
+            Process::Raw(pid) => wait_raw(*pid, rustix::process::WaitOptions::NOHANG)
+                .map_err(|e| SandboxError::Wait { pid: self.pid, source: e.into() })?,
         };
         Ok(self.status)
     }
@@ -187,6 +232,10 @@ impl Jailed {
         let status = match &mut self.process {
             Process::Os(child) => child.wait().map_err(|source| SandboxError::Wait { pid: self.pid, source })?,
             Process::Fake(fake) => fake.wait(),
+            #[cfg(target_os = "linux")]
+            Process::Raw(pid) => wait_raw(*pid, rustix::process::WaitOptions::empty())
+                .map_err(|e| SandboxError::Wait { pid: self.pid, source: e.into() })?
+                .ok_or_else(|| SandboxError::Wait { pid: self.pid, source: Errno::CHILD.into() })?,
         };
         self.status = Some(status);
         Ok(status)
@@ -221,6 +270,21 @@ impl Drop for Jailed {
         // only if the connector is still alive, which the kill just tried to prevent.
         if self.kill().is_ok() {
             let _ = self.wait();
+        }
+    }
+}
+
+/// `waitpid(pid, options)` as an [`ExitStatus`], retried on EINTR.
+#[cfg(target_os = "linux")]
+fn wait_raw(pid: Pid, options: rustix::process::WaitOptions) -> Result<Option<ExitStatus>, Errno> {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        match rustix::process::waitpid(Some(pid), options) {
+            Ok(status) => {
+                return Ok(status.map(|(_, s)| ExitStatus::from_raw(i32::from_ne_bytes(s.as_raw().to_ne_bytes()))))
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
         }
     }
 }

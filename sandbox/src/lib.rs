@@ -12,8 +12,11 @@
 //!   policy allows them missing (house style §3.2 point 9).
 //! - [`RecordingSandbox`]: a fake for the supervisor's unit tests, passed in explicitly.
 //!
-//! The full Linux jail (namespaces, pivot_root, Landlock, seccomp, cgroups, capability
-//! drop) is a later backend of the same trait. All unsafe code lives in `src/sys/`.
+//! - [`LinuxJail`] (Linux): the full jail, installing a compiled
+//!   [`fcp_policy::jail::JailPlan`] (namespaces, pivot_root, Landlock, seccomp,
+//!   capability drop); cgroups come later.
+//!
+//! All unsafe code lives in `src/sys/` and `src/linux/sys.rs`.
 
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -22,6 +25,8 @@
 mod error;
 mod jailed;
 mod layers;
+#[cfg(target_os = "linux")]
+mod linux;
 mod pipe;
 mod plain;
 mod prexec;
@@ -34,6 +39,8 @@ mod sys;
 pub use error::SandboxError;
 pub use jailed::{Jailed, Outcome};
 pub use layers::{Degradation, Layer, Layers};
+#[cfg(target_os = "linux")]
+pub use linux::{escape, LinuxJail};
 pub use plain::PlainProcess;
 pub use recording::{RecordedChild, RecordingSandbox};
 pub use spec::{Environment, Isolation, Limits, Resource, SpawnSpec, CONNECTOR_STATE_VAR};

@@ -12,6 +12,14 @@
 //!   prints its pid on a line, then sleeps.
 //! - `spawn-plain STATE_DIR`: spawns `fcp-sandbox-probe sleep 60` through
 //!   `PlainProcess`, prints its pid on a line, and exits at once without killing it.
+//! - `jail-report`: prints one JSON object of what a jail should have taken away: ids,
+//!   hostname, the capability, no_new_privs and seccomp lines of `/proc/self/status`,
+//!   the capability sets as the `caps` crate reads them, and for a list of paths whether
+//!   they exist, can be read, and can be written (a file created and removed).
+//! - `attempt NAME` (Linux): makes one escape attempt
+//!   ([`fcp_sandbox::escape::Attempt`]) and prints `allowed` or `denied ERRNO`; a
+//!   seccomp kill ends the process with SIGSYS instead.
+//! - `exec-self`: replaces itself with `fcp-sandbox-probe exit 0` (an exec attempt).
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -54,6 +62,20 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
             // Exit without running Jailed's destructor, which would kill the child: the
             // point is to see the death signal do it.
             std::process::exit(0);
+        }
+        ["jail-report"] => jail_report()?,
+        #[cfg(target_os = "linux")]
+        ["attempt", name] => {
+            let attempt: fcp_sandbox::escape::Attempt = name.parse()?;
+            match attempt.run() {
+                Ok(()) => println!("allowed"),
+                Err(errno) => println!("denied {}", errno.raw_os_error()),
+            }
+        }
+        ["exec-self"] => {
+            use std::os::unix::process::CommandExt;
+            let err = Command::new(env::current_exe()?).args(["exit", "0"]).exec();
+            println!("denied {}", err.raw_os_error().unwrap_or(0));
         }
         _ => return Err(format!("unknown mode {args:?}").into()),
     }
@@ -118,6 +140,88 @@ fn report(with_stdin: bool) -> Result<(), Box<dyn Error>> {
         "umask": field("Umask"),
         "pdeathsig": pdeathsig,
         "stdin": stdin,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+/// The paths `jail-report` looks at, besides the state dir and the program's directory.
+const PATHS: [&str; 12] = [
+    "/",
+    "/etc/shadow",
+    "/etc/passwd",
+    "/home",
+    "/root",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/dev",
+    "/proc/1/environ",
+    "/dev/null",
+    "/proc",
+];
+
+fn jail_report() -> Result<(), Box<dyn Error>> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| -> Value {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+            .map_or(Value::Null, Value::String)
+    };
+    let caps_of = |set| -> Value {
+        match caps::read(None, set) {
+            Ok(found) => {
+                let mut names: Vec<String> = found.iter().map(|c| c.to_string()).collect();
+                names.sort();
+                json!(names)
+            }
+            Err(e) => json!(format!("error: {e}")),
+        }
+    };
+    let errno = |e: &io::Error| json!(e.raw_os_error().map_or_else(|| e.to_string(), |n| format!("errno {n}")));
+    let mut paths: Vec<String> = PATHS.iter().map(|p| (*p).to_owned()).collect();
+    if let Some(state) = env::var_os(fcp_sandbox::CONNECTOR_STATE_VAR) {
+        paths.push(state.to_string_lossy().into_owned());
+    }
+    if let Some(dir) = env::current_exe()?.parent() {
+        paths.push(dir.display().to_string());
+    }
+    let mut seen = serde_json::Map::new();
+    for path in paths {
+        let p = Path::new(&path);
+        let exists = fs::symlink_metadata(p).is_ok();
+        let read = if p.is_dir() { fs::read_dir(p).map(drop) } else { fs::read(p).map(drop) };
+        let write = if p.is_dir() {
+            let file = p.join(".fcp-probe-write");
+            fs::write(&file, b"x").and_then(|()| fs::remove_file(&file))
+        } else {
+            fs::OpenOptions::new().append(true).open(p).map(drop)
+        };
+        let outcome = |r: io::Result<()>| r.map_or_else(|e| errno(&e), |()| json!("ok"));
+        seen.insert(path, json!({ "exists": exists, "read": outcome(read), "write": outcome(write) }));
+    }
+    let uname = rustix::system::uname();
+    let report = json!({
+        "pid": std::process::id(),
+        "uid": rustix::process::getuid().as_raw(),
+        "gid": rustix::process::getgid().as_raw(),
+        "euid": rustix::process::geteuid().as_raw(),
+        "hostname": uname.nodename().to_string_lossy(),
+        "status": {
+            "CapEff": field("CapEff"),
+            "CapPrm": field("CapPrm"),
+            "CapInh": field("CapInh"),
+            "CapBnd": field("CapBnd"),
+            "CapAmb": field("CapAmb"),
+            "NoNewPrivs": field("NoNewPrivs"),
+            "Seccomp": field("Seccomp"),
+        },
+        "caps": {
+            "effective": caps_of(caps::CapSet::Effective),
+            "permitted": caps_of(caps::CapSet::Permitted),
+        },
+        "paths": seen,
     });
     println!("{report}");
     Ok(())

@@ -1,0 +1,388 @@
+//! [`LinuxJail`]: the Linux backend that installs a [`JailPlan`] between fork and exec.
+//!
+//! For each spawn the parent, before forking:
+//! 1. resolves the binary's loader and libraries (`binary`) and compiles the spec into a
+//!    plan with [`fcp_policy::jail::compile_section`];
+//! 2. prepares everything the child needs as plain data (`child::ChildPlan`): paths as
+//!    C strings, the Landlock ruleset with every host-path rule (`landlock`), the
+//!    seccomp programs (`seccomp`), argv and envp;
+//! 3. clones into new mount, pid, ipc, uts, cgroup and network namespaces (`sys`).
+//!
+//! The child then only makes direct syscalls (`child`): death signal, stdio, session,
+//! hostname; a fresh tmpfs root with the plan's binds, `pivot_root`, a fresh `/proc`,
+//! the old root detached and the new root read-only; loopback up; rlimits; fds above 2
+//! close-on-exec; the `/proc` Landlock rule; securebits locked, every capability dropped
+//! from every set, the unprivileged uid and gid; no_new_privs; Landlock enforced;
+//! seccomp installed; exec. A failed step is reported on a pipe as a typed message
+//! (`step`) and fails the spawn with its own [`SandboxError`] variant.
+
+mod binary;
+mod child;
+pub mod escape;
+mod landlock;
+mod seccomp;
+mod step;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::collections::BTreeSet;
+use std::ffi::{c_char, CString, OsStr};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use fcp_policy::jail::{compile_section, Arch, BindAccess, BindOrigin, JailInputs, JailPlan, Mount};
+use fcp_policy::manifest::{SandboxPath, SandboxSection};
+use rustix::mount::MountFlags;
+
+use self::child::{BindOp, ChildPlan, MountPoint};
+use self::landlock::LandlockSupport;
+use self::step::{Context, JailStep};
+use crate::error::SandboxError;
+use crate::jailed::Jailed;
+use crate::layers::{Layer, Layers};
+use crate::pipe::pipe;
+use crate::spec::SpawnSpec;
+use crate::{state_dir, Sandbox};
+
+/// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET`.
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+
+/// The Linux jail backend. See the module docs for what it does, in order.
+///
+/// Today it needs root (the user-namespace path for an unprivileged supervisor comes
+/// later) and does not create a cgroup: [`Layer::Cgroups`] is missing from its
+/// [`LinuxJail::layers`], so a spec must allow it missing, and memory is limited as
+/// address space (`RLIMIT_AS`) as in [`PlainProcess`](crate::PlainProcess). Landlock is
+/// in force only when [`LinuxJail::new`] found it fully enforced; otherwise it is
+/// reported missing and a spec must allow that too.
+///
+/// **deny_exec.** The seccomp filter is installed before the jail's own `execve`, so it
+/// lets through exactly one `execve`: the one whose path argument is the address of the
+/// jail's own program string. After the exec that address means nothing to the
+/// connector; Landlock grants execute only on the program and its loader, and
+/// `execveat` and `memfd_create` are denied.
+#[derive(Debug)]
+pub struct LinuxJail {
+    arch: Arch,
+    landlock: Option<LandlockSupport>,
+    landlock_missing_reason: Option<String>,
+}
+
+impl LinuxJail {
+    /// The backend's name.
+    pub const NAME: &'static str = "linux-jail";
+
+    /// The layers the backend can put in force when Landlock is available.
+    pub const LAYERS: Layers = Layers::ALL.difference(Layers::of(&[Layer::Cgroups]));
+
+    /// Checks the machine: a supported CPU architecture, root, and whether Landlock is
+    /// fully enforced (without it the backend still works, reporting the layer missing).
+    pub fn new() -> Result<LinuxJail, SandboxError> {
+        let arch = Arch::native().ok_or(SandboxError::UnsupportedArch)?;
+        if !rustix::process::geteuid().is_root() {
+            return Err(SandboxError::JailNeedsRoot);
+        }
+        let (landlock, landlock_missing_reason) = match LandlockSupport::probe() {
+            Ok(support) => (Some(support), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Ok(LinuxJail { arch, landlock, landlock_missing_reason })
+    }
+
+    /// Why Landlock is missing, if it is.
+    pub fn landlock_missing_reason(&self) -> Option<&str> {
+        self.landlock_missing_reason.as_deref()
+    }
+
+    /// The Landlock ABI in use (1–5), if Landlock is in force.
+    pub fn landlock_abi(&self) -> Option<i32> {
+        self.landlock.map(|l| l.abi() as i32)
+    }
+
+    /// The plan this backend installs for `spec`: the spec's sandbox section and the
+    /// binary's runtime files, compiled by [`fcp_policy::jail::compile_section`].
+    pub fn plan(&self, spec: &SpawnSpec) -> Result<JailPlan, SandboxError> {
+        let binary = binary::resolve(spec.program(), self.arch)?;
+        let inputs = JailInputs { binary, state_dir: spec.state_dir().to_owned(), arch: self.arch };
+        compile_section(&section(spec), &inputs).map_err(|source| SandboxError::CompileJail { source })
+    }
+}
+
+/// The `[sandbox]` section a spec was built from.
+fn section(spec: &SpawnSpec) -> SandboxSection {
+    let (isolation, limits) = (spec.isolation(), spec.limits());
+    SandboxSection {
+        profile: isolation.profile,
+        memory_mb: limits.memory_mb.map_or(0, |m| m.get()),
+        cpu_percent: limits.cpu_percent.get(),
+        wall_clock_timeout_ms: u64::try_from(limits.wall_clock_timeout.as_millis()).unwrap_or(u64::MAX),
+        fs_readonly_paths: isolation.fs_readonly_paths.clone(),
+        fs_writable_paths: isolation.fs_writable_paths.clone(),
+        deny_exec: isolation.deny_exec,
+        deny_ptrace: isolation.deny_ptrace,
+    }
+}
+
+impl Sandbox for LinuxJail {
+    fn spawn(&self, spec: &SpawnSpec) -> Result<Jailed, SandboxError> {
+        let in_force = self.layers();
+        let missing = spec.degradation().check(Self::NAME, in_force)?;
+        state_dir::prepare(spec.state_dir())?;
+        let plan = self.plan(spec)?;
+        give_writable_paths(&plan, spec)?;
+
+        let (report_read, report_write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
+        let (stdin_read, stdin_write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
+        let (stdout_read, stdout_write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
+        let (stderr_read, stderr_write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
+
+        let fds = ChildFds {
+            report_read: report_read.as_raw_fd(),
+            report: report_write,
+            stdin: stdin_read,
+            stdout: stdout_write,
+            stderr: stderr_write,
+        };
+        let (cx, child_plan) = prepare(&plan, spec, self.landlock, fds)?;
+        let cloned = sys::clone_into_namespaces(NAMESPACE_FLAGS, || child::main(&child_plan));
+        // The child's ends close here in the parent.
+        drop(child_plan);
+        let pid = cloned.map_err(|e| SandboxError::CloneNamespaces { source: e.into() })?;
+
+        // EOF means exec (the write end is close-on-exec) or death; a message means a failed step.
+        let mut report = [0u8; step::LEN];
+        let mut len = 0;
+        while len < report.len() {
+            match rustix::io::read(&report_read, &mut report[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                    return Err(SandboxError::ReadReport { source: e.into() });
+                }
+            }
+        }
+        if len > 0 {
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            return Err(match JailStep::decode(&report[..len]) {
+                Some((step, errno)) => step.into_error(errno, &cx),
+                None => SandboxError::ReadReport { source: std::io::ErrorKind::InvalidData.into() },
+            });
+        }
+        Ok(Jailed::from_pid(
+            pid,
+            (stdin_write.into(), stdout_read.into(), stderr_read.into()),
+            Self::NAME,
+            in_force,
+            missing,
+            spec.limits().wall_clock_timeout,
+        ))
+    }
+
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn layers(&self) -> Layers {
+        if self.landlock.is_some() {
+            Self::LAYERS
+        } else {
+            Self::LAYERS.difference(Layers::of(&[Layer::Landlock]))
+        }
+    }
+}
+
+/// Creates the writable paths below the state dir and gives them (and the state dir,
+/// when writable) to the jail's uid and gid. Writable paths outside the state dir are
+/// the operator's to own.
+fn give_writable_paths(plan: &JailPlan, spec: &SpawnSpec) -> Result<(), SandboxError> {
+    let (uid, gid) = (plan.identity.uid, plan.identity.gid);
+    let state = spec.state_dir();
+    for path in &spec.isolation().fs_writable_paths {
+        let SandboxPath::ConnectorState(_) = path else { continue };
+        for (_, target, access, origin) in plan.binds() {
+            if access != BindAccess::ReadWrite || origin != BindOrigin::WritablePath || !target.starts_with(state) {
+                continue;
+            }
+            let chown = |p: &Path| {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                    .map_err(|source| SandboxError::ChownWritable { path: p.to_owned(), source })
+            };
+            fs::create_dir_all(target)
+                .map_err(|source| SandboxError::CreateStateDir { path: target.to_owned(), source })?;
+            let mut dir = Some(target);
+            while let Some(d) = dir.filter(|d| d.starts_with(state)) {
+                chown(d)?;
+                dir = d.parent();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The child's ends of the pipes.
+struct ChildFds {
+    report_read: RawFd,
+    report: OwnedFd,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+fn cstring(path: &Path) -> Result<CString, SandboxError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| SandboxError::NulInPath { path: path.to_owned() })
+}
+
+fn old_root_path(source: &Path) -> Result<CString, SandboxError> {
+    let mut bytes = child::OLD_ROOT_ABS.to_bytes().to_vec();
+    bytes.extend_from_slice(source.as_os_str().as_bytes());
+    CString::new(bytes).map_err(|_| SandboxError::NulInPath { path: source.to_owned() })
+}
+
+fn prepare(
+    plan: &JailPlan,
+    spec: &SpawnSpec,
+    landlock: Option<LandlockSupport>,
+    fds: ChildFds,
+) -> Result<(Context, ChildPlan), SandboxError> {
+    let mut cx = Context {
+        root: spec.state_dir().to_owned(),
+        working_dir: spec.working_dir().to_owned(),
+        identity: (plan.identity.uid, plan.identity.gid),
+        program: spec.program().to_owned(),
+        ..Context::default()
+    };
+    let deny_exec = spec.isolation().deny_exec;
+    let mut points: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
+    let mut binds = Vec::new();
+    let mut sources: Vec<(PathBuf, PathBuf, bool)> = Vec::new();
+    let mut tmpfs_size = 1u64 << 20;
+    let mut proc_target = PathBuf::from("/proc");
+    for mount in &plan.mounts {
+        match mount {
+            Mount::TmpfsRoot { size_bytes } => tmpfs_size = *size_bytes,
+            Mount::Proc { target } => {
+                proc_target = target.clone();
+                add_points(&mut points, target, true);
+            }
+            Mount::Bind { source, target, access, required, origin } => {
+                let meta = match fs::metadata(source) {
+                    Ok(meta) => meta,
+                    Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(SandboxError::BindSource { path: source.clone(), source: e }),
+                };
+                let is_dir = meta.is_dir();
+                add_points(&mut points, target, is_dir);
+                let mut flags = MountFlags::NOSUID;
+                match access {
+                    BindAccess::ReadOnly => flags |= MountFlags::RDONLY | MountFlags::NODEV,
+                    BindAccess::ReadWrite => flags |= MountFlags::NODEV,
+                    BindAccess::Device => flags |= MountFlags::NOEXEC,
+                }
+                let runs_code = matches!(origin, BindOrigin::Program | BindOrigin::Interpreter | BindOrigin::Library);
+                if deny_exec && !runs_code {
+                    flags |= MountFlags::NOEXEC;
+                }
+                binds.push(BindOp { source: old_root_path(source)?, target: cstring(target)?, flags });
+                cx.binds.push((source.clone(), target.clone()));
+                sources.push((source.clone(), target.clone(), is_dir));
+            }
+        }
+    }
+    cx.proc = proc_target.clone();
+    let mount_points: Vec<MountPoint> = points
+        .iter()
+        .map(|(p, dir)| Ok(MountPoint { path: cstring(p)?, dir: *dir }))
+        .collect::<Result<_, SandboxError>>()?;
+    cx.mount_points = points.into_iter().map(|(p, _)| p).collect();
+
+    let landlock = match landlock {
+        Some(support) => {
+            let refs: Vec<(&Path, &Path, bool)> =
+                sources.iter().map(|(s, t, d)| (s.as_path(), t.as_path(), *d)).collect();
+            Some(support.ruleset(&plan.landlock, &refs, &proc_target)?)
+        }
+        None => None,
+    };
+
+    let program = cstring(spec.program())?;
+    let programs = seccomp::compile(&plan.seccomp, program.as_ptr() as u64)?;
+    let args = spec
+        .args()
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| SandboxError::NulInPath { path: PathBuf::from(a) }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = spec
+        .environment()
+        .iter()
+        .map(|(k, v)| {
+            let mut bytes = k.as_bytes().to_vec();
+            bytes.push(b'=');
+            bytes.extend_from_slice(v.as_bytes());
+            // The spec's environment holds no NUL (Environment::insert checks).
+            CString::new(bytes).map_err(|_| SandboxError::NulInPath { path: PathBuf::from(OsStr::new(k)) })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut child = ChildPlan {
+        report_read: fds.report_read,
+        report: fds.report,
+        stdin: fds.stdin,
+        stdout: fds.stdout,
+        stderr: fds.stderr,
+        hostname: plan.hostname.as_bytes().to_vec(),
+        stage: cstring(spec.state_dir())?,
+        tmpfs_options: CString::new(format!("mode=0755,size={tmpfs_size},nr_inodes=4096"))
+            .map_err(|_| SandboxError::NulInPath { path: PathBuf::new() })?,
+        mount_points,
+        binds,
+        proc_target: cstring(&proc_target)?,
+        working_dir: cstring(spec.working_dir())?,
+        rlimits: spec.limits().rlimits().collect(),
+        landlock,
+        uid: plan.identity.uid,
+        gid: plan.identity.gid,
+        seccomp: Vec::new(),
+        programs,
+        program,
+        args,
+        env,
+        argv: Vec::new(),
+        envp: Vec::new(),
+    };
+    // These point into the heap buffers of `programs`, `program`, `args` and `env`, which
+    // the plan owns and which do not move when the plan does.
+    child.seccomp = child
+        .programs
+        .iter()
+        .map(|prog| libc::sock_fprog {
+            len: u16::try_from(prog.len()).unwrap_or(u16::MAX),
+            filter: prog.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+        })
+        .collect();
+    child.argv = std::iter::once(child.program.as_ptr())
+        .chain(child.args.iter().map(|a| a.as_ptr()))
+        .chain(std::iter::once(std::ptr::null::<c_char>()))
+        .collect();
+    child.envp = child.env.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    Ok((cx, child))
+}
+
+/// Adds `target`'s ancestors (as directories) and `target` itself to `points`.
+fn add_points(points: &mut BTreeSet<(PathBuf, bool)>, target: &Path, is_dir: bool) {
+    let mut ancestors: Vec<&Path> = target.ancestors().skip(1).filter(|a| *a != Path::new("/")).collect();
+    ancestors.reverse();
+    for a in ancestors {
+        points.insert((a.to_owned(), true));
+    }
+    points.insert((target.to_owned(), is_dir));
+}

@@ -1,0 +1,245 @@
+//! `LinuxJail` against the real kernel, as root: the probe binary reports from inside
+//! the jail what it can see and do. Run without root, each test says it was skipped;
+//! with `FCP_REQUIRE_PRIVILEGED=1` (CI) a test that cannot run fails.
+
+#![cfg(target_os = "linux")]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::thread;
+
+use fcp_policy::manifest::SandboxPath;
+use fcp_sandbox::{Degradation, Jailed, Layer, Layers, LinuxJail, Sandbox, SandboxError, SpawnSpec};
+use serde_json::{json, Value};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_fcp-sandbox-probe");
+
+/// The backend, or `None` (after saying so) when this test cannot run here.
+fn jail(test: &str) -> Option<LinuxJail> {
+    let required = std::env::var("FCP_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
+    if !rustix::process::geteuid().is_root() {
+        assert!(!required, "{test}: needs root and FCP_REQUIRE_PRIVILEGED=1");
+        eprintln!("SKIPPED {test}: needs root");
+        return None;
+    }
+    let jail = LinuxJail::new().expect("the linux jail starts as root");
+    if required {
+        assert_eq!(jail.landlock_missing_reason(), None, "{test}: Landlock must be fully enforced in CI");
+    }
+    Some(jail)
+}
+
+fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().canonicalize().expect("canonical").join("state");
+    (tmp, state)
+}
+
+/// A spec built from the minimal manifest, allowing only the cgroup layer missing.
+fn spec(state: &Path, mode: &[&str]) -> SpawnSpec {
+    let manifest =
+        fcp_policy::manifest::Manifest::parse(include_str!("data/manifest_minimal.toml")).expect("valid manifest");
+    let spec = SpawnSpec::from_manifest(&manifest, PROBE, state).expect("spec");
+    mode.iter().fold(spec, |s, a| s.arg(*a)).with_degradation(Degradation::AllowMissing(Layers::of(&[Layer::Cgroups])))
+}
+
+/// Runs the probe to exit: (status, stdout, stderr).
+fn run(mut jailed: Jailed) -> (std::process::ExitStatus, String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stderr = jailed.take_stderr().expect("stderr");
+    let reader = thread::spawn(move || stderr.read_to_string(&mut err).map(|_| err));
+    jailed.take_stdout().expect("stdout").read_to_string(&mut out).expect("read stdout");
+    let err = reader.join().expect("stderr thread").expect("read stderr");
+    let status = jailed.wait().expect("wait");
+    (status, out, err)
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("probe output is not JSON ({e}): {out}"))
+}
+
+/// Spawns the probe in `mode` with the minimal manifest's spec, runs it to exit, and
+/// parses its JSON report.
+fn report(jail: &LinuxJail, state: &Path, mode: &[&str]) -> Value {
+    let jailed = jail.spawn(&spec(state, mode)).expect("spawned");
+    assert_eq!(jailed.backend(), "linux-jail");
+    assert_eq!(jailed.missing_layers(), Layers::of(&[Layer::Cgroups]));
+    let (status, out, err) = run(jailed);
+    assert!(status.success(), "{status:?}: {err}");
+    json(&out)
+}
+
+#[test]
+fn the_connector_is_pid_1_with_the_specs_hygiene() {
+    let Some(jail) = jail("the_connector_is_pid_1_with_the_specs_hygiene") else { return };
+    let (_tmp, state) = state_dir();
+    let got = report(&jail, &state, &["report"]);
+    assert_eq!(got["pid"], json!(1));
+    assert_eq!(got["pgid"], json!(1));
+    assert_eq!(got["sid"], json!(1));
+    assert_eq!(got["ppid"], Value::Null, "the parent is outside the pid namespace");
+    assert_eq!(got["env"], json!({ "CONNECTOR_STATE": state.display().to_string() }));
+    assert_eq!(got["cwd"], json!(state.display().to_string()));
+    let fds: Vec<&String> = got["fds"].as_object().expect("fds").keys().collect();
+    assert_eq!(fds, ["0", "1", "2"], "{}", got["fds"]);
+    assert_eq!(got["no_new_privs"], json!("1"));
+    assert_eq!(got["pdeathsig"], json!(9), "armed again after the uid switch");
+    assert_eq!(got["umask"], json!("0077"));
+    assert_eq!(got["rlimits"]["as"], json!([64u64 << 20, 64u64 << 20]));
+    assert_eq!(got["rlimits"]["core"], json!([0, 0]));
+}
+
+#[test]
+fn the_connector_has_no_privilege_and_sees_only_its_paths() {
+    let Some(jail) = jail("the_connector_has_no_privilege_and_sees_only_its_paths") else { return };
+    let (_tmp, state) = state_dir();
+    let got = report(&jail, &state, &["jail-report"]);
+    assert_eq!(
+        (got["uid"].clone(), got["gid"].clone(), got["euid"].clone()),
+        (json!(65534), json!(65534), json!(65534))
+    );
+    assert_eq!(got["hostname"], json!("fcp-connector"));
+    for set in ["CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"] {
+        assert_eq!(got["status"][set], json!("0000000000000000"), "{set}: {}", got["status"]);
+    }
+    assert_eq!(got["status"]["NoNewPrivs"], json!("1"));
+    assert_eq!(got["status"]["Seccomp"], json!("2"), "filter mode");
+    assert_eq!(got["caps"], json!({ "effective": [], "permitted": [] }));
+
+    let path = |p: &str| got["paths"][p].clone();
+    let enoent = json!("errno 2");
+    // Host files and directories outside the plan do not exist in the jail.
+    for p in ["/etc/shadow", "/etc/passwd", "/home", "/root", "/sys"] {
+        assert_eq!(path(p)["exists"], json!(false), "{p}: {}", path(p));
+        assert_eq!(path(p)["read"], enoent, "{p}");
+    }
+    // The jail's own pid namespace has no pid 1 environment to read but its own, and
+    // the fresh /proc shows processes only.
+    assert_eq!(path("/proc")["read"], json!("ok"));
+    // Only the state dir is writable.
+    let state_key = state.display().to_string();
+    assert_eq!(path(&state_key)["write"], json!("ok"), "{}", path(&state_key));
+    let exe_dir = Path::new(PROBE).parent().expect("dir").display().to_string();
+    for p in ["/", "/tmp", "/usr", "/dev", "/proc", exe_dir.as_str()] {
+        let write = path(p)["write"].clone();
+        assert_ne!(write, json!("ok"), "{p} is writable: {}", path(p));
+    }
+    // The read-only paths of the manifest are readable; / itself is not (Landlock).
+    assert_eq!(path("/usr")["read"], json!("ok"));
+    assert_eq!(path("/dev/null")["write"], json!("ok"));
+    assert_ne!(path("/")["read"], json!("ok"), "{}", path("/"));
+    assert_eq!(path("/tmp")["exists"], json!(true), "the state dir's ancestors are mount points");
+}
+
+/// Runs `fcp-sandbox-probe attempt NAME` in the jail: `Ok(line)` when it printed, or
+/// `Err(signal)` when it was killed.
+fn attempt(jail: &LinuxJail, state: &Path, name: &str) -> Result<String, i32> {
+    let jailed = jail.spawn(&spec(state, &["attempt", name])).expect("spawned");
+    let (status, out, err) = run(jailed);
+    match std::os::unix::process::ExitStatusExt::signal(&status) {
+        Some(signal) => Err(signal),
+        None => {
+            assert!(status.success(), "{name}: {status:?}: {err}");
+            Ok(out.trim().to_owned())
+        }
+    }
+}
+
+#[test]
+fn escape_attempts_are_killed_or_refused() {
+    let Some(jail) = jail("escape_attempts_are_killed_or_refused") else { return };
+    let (_tmp, state) = state_dir();
+    let killed = [
+        "ptrace",
+        "process_vm_readv",
+        "mount",
+        "umount",
+        "pivot_root",
+        "unshare",
+        "setns",
+        "clone_newns",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "userfaultfd",
+        "io_uring_setup",
+        "personality",
+        "open_by_handle_at",
+        "kexec_load",
+        "finit_module",
+        "raw_socket",
+        "packet_socket",
+        "memfd_create",
+        "tiocsti",
+    ];
+    for name in killed {
+        assert_eq!(attempt(&jail, &state, name), Err(libc::SIGSYS), "{name}");
+    }
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(attempt(&jail, &state, "x32"), Err(libc::SIGSYS), "x32");
+    }
+    assert_eq!(attempt(&jail, &state, "clone3"), Ok(format!("denied {}", libc::ENOSYS)));
+    assert_eq!(attempt(&jail, &state, "tcp_socket"), Ok("allowed".to_owned()), "the control case");
+}
+
+#[test]
+fn deny_exec_kills_an_exec() {
+    let Some(jail) = jail("deny_exec_kills_an_exec") else { return };
+    let (_tmp, state) = state_dir();
+    let jailed = jail.spawn(&spec(&state, &["exec-self"])).expect("spawned");
+    let (status, out, _) = run(jailed);
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGSYS), "{status:?} {out}");
+}
+
+#[test]
+fn without_deny_exec_the_connector_may_exec_itself() {
+    let Some(jail) = jail("without_deny_exec_the_connector_may_exec_itself") else { return };
+    let (_tmp, state) = state_dir();
+    let mut isolation = spec(&state, &[]).isolation().clone();
+    isolation.deny_exec = false;
+    let jailed = jail.spawn(&spec(&state, &["exec-self"]).with_isolation(isolation)).expect("spawned");
+    let (status, out, err) = run(jailed);
+    assert!(status.success(), "{status:?} {out} {err}");
+    assert_eq!(out, "", "the exec replaced the probe");
+}
+
+#[test]
+fn refuses_without_an_explicit_degradation_for_the_cgroup() {
+    let Some(jail) = jail("refuses_without_an_explicit_degradation_for_the_cgroup") else { return };
+    let (_tmp, state) = state_dir();
+    let spec = spec(&state, &["report"]).with_degradation(Degradation::Refuse);
+    match jail.spawn(&spec) {
+        Err(SandboxError::LayersMissing { backend: "linux-jail", refused }) => {
+            assert_eq!(refused, Layers::of(&[Layer::Cgroups]));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!state.exists(), "a refused spawn creates nothing");
+}
+
+#[test]
+fn a_missing_readonly_path_fails_the_spawn() {
+    let Some(jail) = jail("a_missing_readonly_path_fails_the_spawn") else { return };
+    let (tmp, state) = state_dir();
+    let missing = tmp.path().join("nowhere");
+    let mut isolation = spec(&state, &[]).isolation().clone();
+    isolation.fs_readonly_paths.push(SandboxPath::Absolute(missing.display().to_string()));
+    match jail.spawn(&spec(&state, &["report"]).with_isolation(isolation)) {
+        Err(SandboxError::BindSource { path, source }) => {
+            assert_eq!(path, missing);
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn kill_ends_the_connector_and_its_namespace() {
+    let Some(jail) = jail("kill_ends_the_connector_and_its_namespace") else { return };
+    let (_tmp, state) = state_dir();
+    let mut jailed = jail.spawn(&spec(&state, &["sleep", "60"])).expect("spawned");
+    assert_eq!(jailed.try_wait().expect("try_wait"), None);
+    jailed.kill().expect("kill");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&jailed.wait().expect("wait")), Some(libc::SIGKILL));
+    jailed.kill().expect("killing a dead connector is not an error");
+}
