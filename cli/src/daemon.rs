@@ -111,7 +111,7 @@ pub(crate) struct InitArgs {
     /// State directory.
     #[arg(long, default_value = "/var/lib/fcp")]
     home: PathBuf,
-    /// Node id (canonical id); default node-<hostname>.
+    /// Node id (canonical id); default node-HOSTNAME.
     #[arg(long)]
     node_id: Option<String>,
     /// Trust this publisher key (64 hex digits); repeatable.

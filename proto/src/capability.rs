@@ -25,7 +25,7 @@ pub const MAX_TOKEN_TTL_SECS: u64 = 86_400;
 /// Default token lifetime (digest §5.2).
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 300;
 
-/// Who a grant is for ([S] grantee).
+/// Who a grant is for (\[S\] grantee).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grantee {
@@ -35,7 +35,7 @@ pub enum Grantee {
     Bearer,
 }
 
-/// The owner's grant of a capability in a zone ([S] CapabilityObject, digest §5.1).
+/// The owner's grant of a capability in a zone (\[S\] CapabilityObject, digest §5.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilityGrant {

@@ -16,7 +16,7 @@ use crate::provenance::{Evidence, Integrity, Provenance, TaintDecision};
 use crate::revocation::{Freshness, RevocationTarget, RevocationView};
 use crate::zone::{PolicyRefusal, ZonePolicy};
 
-/// Operation safety tier ([C]/[I] five values, digest §5.1), lowest first.
+/// Operation safety tier (\[C\]/\[I\] five values, digest §5.1), lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SafetyTier {

@@ -15,7 +15,7 @@
 //! ChaCha20-Poly1305 under the session's `k_ctx` (digest §3.3); nonce
 //! `u8(direction) || 00 00 00 || u64le(seq)`; AAD `session_id || u64le(seq) ||
 //! u16le(flags)` (26 bytes, `len` not included). The sealer always sets ENCRYPTED; the
-//! opener, like [I], does not require it (the flags are bound by the AAD).
+//! opener, like \[I\], does not require it (the flags are bound by the AAD).
 
 use std::fmt;
 

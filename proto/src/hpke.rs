@@ -26,7 +26,7 @@ use crate::cbor::{self, Value};
 pub use rand_core;
 pub use x25519_dalek::{PublicKey as X25519PublicKey, StaticSecret as X25519SecretKey};
 
-/// HPKE `info` for every FCP box ([I] only; [S] does not name one, digest §6.3).
+/// HPKE `info` for every FCP box (\[I\] only; \[S\] does not name one, digest §6.3).
 pub const HPKE_INFO: &[u8] = b"FCP2-HPKE";
 /// Length of `enc`, the serialized ephemeral X25519 public key.
 pub const ENC_LEN: usize = 32;
@@ -178,7 +178,7 @@ impl AadFields {
 
 /// `{enc, ciphertext}`: the ephemeral public key and the AEAD output with its tag.
 ///
-/// Both fields are hex text in CBOR and JSON alike ([I] `hex::serde`, digest §1.1).
+/// Both fields are hex text in CBOR and JSON alike (\[I\] `hex::serde`, digest §1.1).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HpkeSealedBox {

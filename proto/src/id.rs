@@ -23,7 +23,7 @@ pub enum IdError {
     /// Not a canonical id (`^[a-z0-9][a-z0-9._:-]*$`, 1–128 bytes).
     #[error("{0:?} is not a canonical id")]
     NotCanonical(String),
-    /// Not a ZoneId in the [I] grammar.
+    /// Not a ZoneId in the \[I\] grammar.
     #[error("{0:?} is not a zone id: {1}")]
     Zone(String, &'static str),
     /// Not 64 hex digits (optionally `objectid:`-prefixed).
@@ -169,7 +169,7 @@ impl fmt::Display for CanonicalId {
     }
 }
 
-/// A zone id in the [I] grammar (digest §1.5): `z:` prefix, ≤ 64 ASCII bytes of
+/// A zone id in the \[I\] grammar (digest §1.5): `z:` prefix, ≤ 64 ASCII bytes of
 /// `[a-z0-9:-]`, no empty `:` segment, `z:proj-` reserved, `z:project:<name>` with a
 /// `[a-z0-9-]` name that neither starts nor ends with `-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -310,7 +310,7 @@ mod sig64 {
     }
 }
 
-/// One node's signature in a set: `{node_id, signature, signed_at}` ([I] NodeSignature;
+/// One node's signature in a set: `{node_id, signature, signed_at}` (\[I\] NodeSignature;
 /// the signature is bstr in CBOR and hex in JSON, digest §1.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -404,16 +404,16 @@ pub enum PostureKind {
     Tpm,
 }
 
-/// Maximum validity of a NodeKeyAttestation ([I]: 24 h).
+/// Maximum validity of a NodeKeyAttestation (\[I\]: 24 h).
 pub const MAX_ATTESTATION_VALIDITY_SECS: u64 = 24 * 3600;
-/// How far in the future `issued_at` may be ([I]: 300 s).
+/// How far in the future `issued_at` may be (\[I\]: 300 s).
 pub const MAX_ISSUED_AT_SKEW_SECS: u64 = 300;
-/// Schema id string of the attestation signing bytes ([I] fcp-tailscale).
+/// Schema id string of the attestation signing bytes (\[I\] fcp-tailscale).
 pub const ATTESTATION_SCHEMA: &str = "fcp.attestation.v1";
 
 /// The owner's statement that these keys belong to this node (digest §10.2).
 ///
-/// Signed bytes follow [I]: `FCP2-SIGN-V1 || BLAKE3("fcp.attestation.v1")[:8] ||
+/// Signed bytes follow \[I\]: `FCP2-SIGN-V1 || BLAKE3("fcp.attestation.v1")[:8] ||
 /// det-CBOR({schema, node_id, signing_kid, encryption_kid, issuance_kid, tags,
 /// issued_at, expires_at})` with hex kids and sorted, deduplicated tags. The public
 /// keys travel beside it and are bound by their kids; a posture, when present, is

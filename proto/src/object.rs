@@ -1,5 +1,5 @@
 //! ObjectHeader and stored objects (digest §1.4), with the header provenance in
-//! the [I] shape (digest §7.2), so header bytes match the reference implementation.
+//! the \[I\] shape (digest §7.2), so header bytes match the reference implementation.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,7 @@ use crate::schema::SchemaId;
 /// Domain string of stored-object content (digest §1.3; note V1 here, V2 in the id).
 const STORED_OBJECT_DOMAIN: &[u8] = b"FCP2-OBJECT-V1";
 
-/// Coarse taint of a header ([I] `taint`).
+/// Coarse taint of a header (\[I\] `taint`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum HeaderTaint {
     /// No untrusted input.
@@ -21,7 +21,7 @@ pub enum HeaderTaint {
     HighlyTainted,
 }
 
-/// One step of a header's provenance chain ([I] `{timestamp_ms, zone, actor, action, resource}`).
+/// One step of a header's provenance chain (\[I\] `{timestamp_ms, zone, actor, action, resource}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenanceStep {
@@ -37,7 +37,7 @@ pub struct ProvenanceStep {
     pub resource: String,
 }
 
-/// The provenance carried in every header ([I]/[C] shape, digest §7.2).
+/// The provenance carried in every header (\[I\]/\[C\] shape, digest §7.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderProvenance {

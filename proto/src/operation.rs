@@ -1,8 +1,8 @@
 //! Exactly-once operations: OperationIntent and OperationReceipt (digest §8.1), and the
 //! DecisionReceipt that records every allow or deny (digest §9).
 //!
-//! Intent and receipt carry the [S] fields and are signed by the executing node's Ed25519
-//! key over the [I] signable bytes (digest §8.1, ✅ reproduced from the fcp-core vectors):
+//! Intent and receipt carry the \[S\] fields and are signed by the executing node's Ed25519
+//! key over the \[I\] signable bytes (digest §8.1, ✅ reproduced from the fcp-core vectors):
 //!
 //! ```text
 //! "FCP2-INTENT-V1"  || lp32(det-CBOR(header)) || request_object_id[32] || jti[16]
@@ -34,7 +34,7 @@ const INTENT_DOMAIN: &[u8] = b"FCP2-INTENT-V1";
 /// Domain string of the receipt signable bytes.
 const RECEIPT_DOMAIN: &[u8] = b"FCP2-RECEIPT-V1";
 
-/// Longest idempotency key ([I] `MAX_IDEMPOTENCY_KEY_LEN`, digest §8.1), in bytes.
+/// Longest idempotency key (\[I\] `MAX_IDEMPOTENCY_KEY_LEN`, digest §8.1), in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 /// Schema id string of the DecisionReceipt signing bytes (digest §1.2, §9).
 pub const DECISION_RECEIPT_SCHEMA: &str = "fcp.core.DecisionReceipt/1.0.0";
@@ -140,7 +140,7 @@ impl Preimage {
     }
 }
 
-/// The fields of an OperationIntent as its [I] signable bytes see them (digest §8.1).
+/// The fields of an OperationIntent as its \[I\] signable bytes see them (digest §8.1).
 ///
 /// A pure layout: lengths are not policed here (signing and verifying enforce the
 /// 128-byte idempotency key limit).
@@ -188,7 +188,7 @@ impl IntentSignable<'_> {
     }
 }
 
-/// The fields of an OperationReceipt as its [I] signable bytes see them (digest §8.1).
+/// The fields of an OperationReceipt as its \[I\] signable bytes see them (digest §8.1).
 #[derive(Clone, Copy, Debug)]
 pub struct ReceiptSignable<'a> {
     /// `det-CBOR(header)`.
@@ -243,7 +243,7 @@ impl ReceiptSignable<'_> {
 // ---------------------------------------------------------------------------
 // Objects
 
-/// One measured quantity of an execution ([I] `UsageMetric`, digest §8.1).
+/// One measured quantity of an execution (\[I\] `UsageMetric`, digest §8.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageMetric {
@@ -304,7 +304,7 @@ pub struct OperationIntent<H> {
 }
 
 impl<H: Serialize> OperationIntent<H> {
-    /// The [I] signable bytes (digest §8.1); refuses an idempotency key over 128 bytes.
+    /// The \[I\] signable bytes (digest §8.1); refuses an idempotency key over 128 bytes.
     pub fn signable_bytes(&self) -> Result<Vec<u8>, OperationError> {
         check_idempotency_key(self.idempotency_key.as_deref())?;
         let header = header_cbor(&self.header)?;
@@ -348,7 +348,7 @@ pub struct OperationReceipt<H> {
     pub outcome_object_ids: Vec<ObjectId>,
     /// Resource objects created or changed.
     pub resource_object_ids: Vec<ObjectId>,
-    /// Usage metrics, if measured ([I] addition).
+    /// Usage metrics, if measured (\[I\] addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_metrics: Option<Vec<UsageMetric>>,
     /// When execution finished (seconds).
@@ -361,7 +361,7 @@ pub struct OperationReceipt<H> {
 }
 
 impl<H: Serialize> OperationReceipt<H> {
-    /// The [I] signable bytes (digest §8.1); refuses an idempotency key over 128 bytes.
+    /// The \[I\] signable bytes (digest §8.1); refuses an idempotency key over 128 bytes.
     pub fn signable_bytes(&self) -> Result<Vec<u8>, OperationError> {
         check_idempotency_key(self.idempotency_key.as_deref())?;
         let header = header_cbor(&self.header)?;
@@ -455,7 +455,7 @@ impl<H: Serialize> DecisionReceipt<H> {
     }
 }
 
-/// A UUID as [I] serializes it: 16 raw bytes in CBOR, hyphenated text in JSON.
+/// A UUID as \[I\] serializes it: 16 raw bytes in CBOR, hyphenated text in JSON.
 mod uuid_form {
     use serde::{Deserialize, Deserializer, Serializer};
     use uuid::Uuid;

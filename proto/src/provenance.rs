@@ -3,7 +3,7 @@
 //! adjustments that count only when they cite a verified ApprovalToken, and taint
 //! reductions that count only when they cite a verified SanitizerReceipt.
 //!
-//! Labels use the [I]/[C] five-level enums (digest §7.2); the decision rule is [S]
+//! Labels use the \[I\]/\[C\] five-level enums (digest §7.2); the decision rule is \[S\]
 //! `can_invoke` (digest §7.1).
 
 use std::collections::{BTreeSet, HashMap};
@@ -14,7 +14,7 @@ use crate::cbor;
 use crate::id::{ObjectId, ZoneId};
 use crate::keys::{KeyError, NodeSigningKey, NodeSigningPublicKey};
 
-/// Integrity, lowest first ([I] values 0–4).
+/// Integrity, lowest first (\[I\] values 0–4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Integrity {
@@ -30,7 +30,7 @@ pub enum Integrity {
     Owner,
 }
 
-/// Confidentiality, lowest first ([I] values 0–4).
+/// Confidentiality, lowest first (\[I\] values 0–4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidentiality {
@@ -46,7 +46,7 @@ pub enum Confidentiality {
     Owner,
 }
 
-/// Taint flags ([I]/[C], digest §7.2).
+/// Taint flags (\[I\]/\[C\], digest §7.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaintFlag {
@@ -69,7 +69,7 @@ pub enum TaintFlag {
 }
 
 impl TaintFlag {
-    /// The flags [I] calls critical.
+    /// The flags \[I\] calls critical.
     pub fn is_critical(self) -> bool {
         matches!(self, TaintFlag::PublicInput | TaintFlag::PotentiallyMalicious | TaintFlag::CrossZoneUnapproved)
     }
@@ -152,7 +152,7 @@ impl Evidence for NoEvidence {
 pub const SANITIZER_RECEIPT_SCHEMA: &str = "fcp.core.SanitizerReceipt/1.0.0";
 
 /// A sanitizer's signed statement that it cleared taint flags from some inputs
-/// ([C]/[I] shape, digest §7.3).
+/// (\[C\]/\[I\] shape, digest §7.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SanitizerReceipt {

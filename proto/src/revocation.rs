@@ -351,7 +351,7 @@ pub struct ZoneCheckpoint {
 }
 
 impl ZoneCheckpoint {
-    /// `BLAKE3("fcp.zonecheckpoint.v2" || canonical bytes with quorum_signatures empty)` ([S] §8.3).
+    /// `BLAKE3("fcp.zonecheckpoint.v2" || canonical bytes with quorum_signatures empty)` (\[S\] §8.3).
     pub fn signing_preimage(&self) -> Result<Vec<u8>, RevocationError> {
         let mut unsigned = self.clone();
         unsigned.quorum_signatures = SignatureSet::new();

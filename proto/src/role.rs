@@ -12,7 +12,7 @@ use crate::cbor;
 use crate::id::ZoneId;
 use crate::zone::{OwnerSignable, OwnerSigned};
 
-/// Limits on what a capability may touch ([S] CapabilityConstraints).
+/// Limits on what a capability may touch (\[S\] CapabilityConstraints).
 ///
 /// Empty `resource_allow` means every resource; empty `credential_allow` means no
 /// credential. `None` limits mean unlimited.
@@ -160,7 +160,7 @@ pub struct RoleGrant {
     pub constraints: CapabilityConstraints,
 }
 
-/// A role ([S] RoleObject, digest §5.4). Owner-signed as `OwnerSigned<RoleObject>`.
+/// A role (\[S\] RoleObject, digest §5.4). Owner-signed as `OwnerSigned<RoleObject>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleObject {
@@ -184,7 +184,7 @@ impl OwnerSignable for RoleObject {
     const SCHEMA: &'static str = "fcp.core.RoleObject/1.0.0";
 }
 
-/// A role given to a principal ([S] RoleAssignment). Owner-signed.
+/// A role given to a principal (\[S\] RoleAssignment). Owner-signed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleAssignment {

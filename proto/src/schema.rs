@@ -64,7 +64,7 @@ impl From<SchemaId> for RawSchemaId {
 }
 
 impl SchemaId {
-    /// Validates and builds a SchemaId. The version is checked first, as in [I].
+    /// Validates and builds a SchemaId. The version is checked first, as in \[I\].
     pub fn new(namespace: &str, name: &str, version: &str) -> Result<Self, SchemaError> {
         if !is_strict_semver(version) {
             return Err(SchemaError::InvalidSemver(version.to_owned()));
@@ -118,7 +118,7 @@ impl fmt::Display for SchemaId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SchemaHash(pub [u8; 32]);
 
-/// Strict SemVer 2.0.0: what [I]'s `semver::Version` accepts and prints back unchanged.
+/// Strict SemVer 2.0.0: what \[I\]'s `semver::Version` accepts and prints back unchanged.
 pub fn is_strict_semver(s: &str) -> bool {
     // semver::Version::parse is strict on the numeric parts; a round trip rejects
     // anything it would normalise, and the identifier rules are checked here.

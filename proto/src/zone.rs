@@ -485,7 +485,7 @@ impl ZoneKey {
 /// Schema id string of zone key manifest signatures.
 pub const ZONE_KEY_MANIFEST_SCHEMA: &str = "fcp.core.ZoneKeyManifest/1.0.0";
 
-/// One key sealed to one node ([C]/[I] wrapped entry, digest §6.2).
+/// One key sealed to one node (\[C\]/\[I\] wrapped entry, digest §6.2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrappedKey {

@@ -24,7 +24,7 @@ enum Cmd {
         /// State directory.
         #[arg(long, default_value = "/var/lib/fcp")]
         home: PathBuf,
-        /// Node id (a canonical id); default node-<hostname>.
+        /// Node id (a canonical id); default node-HOSTNAME.
         #[arg(long)]
         node_id: Option<String>,
         /// Trust this publisher key (64 hex digits) for `fcp install`; repeatable.
@@ -37,7 +37,7 @@ enum Cmd {
     /// Run the daemon. Settings come from the config file (default /etc/fcp/fcpd.toml,
     /// when it exists), then from these flags.
     Run {
-        /// Config file (TOML: home, socket, idle_secs, [sandbox] degradation).
+        /// Config file (TOML: home, socket, idle_secs, sandbox degradation policy).
         #[arg(long)]
         config: Option<PathBuf>,
         /// State directory [default: /var/lib/fcp].

@@ -1,5 +1,5 @@
 //! Vector cases of kind `egress_decision` (`vectors/README.md` §5.18): the case's inputs go
-//! through [`decide`](super::decide) and `allow` and `reason` are compared.
+//! through [`decide`] and `allow` and `reason` are compared.
 
 use std::net::IpAddr;
 

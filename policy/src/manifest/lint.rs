@@ -10,7 +10,7 @@ const HOST_TLDS: &[&str] = &["com", "org", "net", "edu", "gov", "mil"];
 
 /// Why `id` looks like it embeds network addressing, or `None` when it is clean.
 ///
-/// The four checks of [I], in its order: a URL-scheme prefix; a `:port` (2–5 digits,
+/// The four checks of \[I\], in its order: a URL-scheme prefix; a `:port` (2–5 digits,
 /// 1–65535) after the last `:` of any dot-segment; a last dot-segment (before any `:`)
 /// that is a well-known TLD when there are at least two segments; four consecutive
 /// all-digit segments of 1–3 characters.
@@ -74,7 +74,7 @@ pub(crate) enum SandboxPathKind<'a> {
     ConnectorState(&'a str),
 }
 
-/// Absolute as [I] decides it on Unix: a leading `/`, a UNC `\\` prefix, or a drive letter
+/// Absolute as \[I\] decides it on Unix: a leading `/`, a UNC `\\` prefix, or a drive letter
 /// followed by `:` and a separator.
 fn is_absolute(path: &str) -> bool {
     let b = path.as_bytes();
@@ -85,7 +85,7 @@ fn is_absolute(path: &str) -> bool {
             && matches!(b.get(2), Some(b'\\' | b'/')))
 }
 
-/// Rust's Unix `Path::components`, reduced to the question [I] asks: are all components
+/// Rust's Unix `Path::components`, reduced to the question \[I\] asks: are all components
 /// normal names? The splitter drops empty pieces and interior `.`, but reports a leading
 /// `/` (root), a leading `.` (current dir) and any `..` (parent).
 fn only_normal_components(sub: &str) -> bool {

@@ -1,10 +1,10 @@
 //! Connector manifests (digest §11): parsed, validated and hashed.
 //!
 //! [`Manifest::parse`] reads a TOML 1.1 manifest with the parser the reference
-//! implementation ([I]) uses, applies every rule of digest §11.1 and §11.3, and
+//! implementation (\[I\]) uses, applies every rule of digest §11.1 and §11.3, and
 //! recomputes the interface hash of §11.2. It reports every violation it finds, each
 //! with a stable code from `vectors/README.md` §5.17 and the TOML key path, and it is
-//! never stricter than [I] (the "Accepted by [I]" list of §11.1 validates).
+//! never stricter than \[I\] (the "Accepted by \[I\]" list of §11.1 validates).
 //!
 //! [`compute_interface`] and [`fix_interface_hash`] work on texts that break other
 //! rules, so `fcp manifest fix` can repair a stale hash before `fcp manifest check`

@@ -576,7 +576,7 @@ pub struct NetworkConstraints {
     pub deny_tailnet_ranges: bool,
     /// `require_sni` (required).
     pub require_sni: bool,
-    /// `spki_pins`: decoded SHA-256(SPKI) values (length unchecked, as in [I]).
+    /// `spki_pins`: decoded SHA-256(SPKI) values (length unchecked, as in \[I\]).
     pub spki_pins: Vec<Vec<u8>>,
     /// `deny_ip_literals` (default true).
     pub deny_ip_literals: bool,

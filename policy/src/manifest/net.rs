@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The host-entry rules of digest §11.3, in [I]'s order. A flag that failed to parse is
+/// The host-entry rules of digest §11.3, in \[I\]'s order. A flag that failed to parse is
 /// `None` and its rule is skipped. Returns the first problem.
 pub(crate) fn host_entry_problem(
     host: &str,
@@ -37,7 +37,7 @@ pub(crate) fn host_entry_problem(
     None
 }
 
-/// Parses `address/prefix` with the grammar of the `ipnet` crate that [I] uses: an IPv4
+/// Parses `address/prefix` with the grammar of the `ipnet` crate that \[I\] uses: an IPv4
 /// network (octets of 1–3 decimal digits below 256, leading zeros allowed; a prefix of at
 /// most 2 digits, ≤ 32) or else an IPv6 network (groups of 1–4 hex digits, one `::`, an
 /// optional trailing dotted IPv4 part; a prefix of at most 3 digits, ≤ 128). Host bits may

@@ -688,7 +688,7 @@ impl Reader {
         })
     }
 
-    /// `rate_limit`: the shorthand `"N/unit"` or a table. [I] reads it as an untagged enum,
+    /// `rate_limit`: the shorthand `"N/unit"` or a table. \[I\] reads it as an untagged enum,
     /// so every failure, a missing `max` or `per_ms` included, is a bad value.
     fn rate_limit(&mut self, n: &Node, p: &str) -> Option<RateLimit> {
         let rl = match n {

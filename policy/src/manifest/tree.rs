@@ -1,6 +1,6 @@
 //! The parsed TOML document as a plain tree, and TOML key paths.
 //!
-//! [I] parses with the `toml` crate and deserialises through serde, which sees
+//! \[I\] parses with the `toml` crate and deserialises through serde, which sees
 //! integers as the widest type they fit (i64, then u64, then i128/u128) and floats
 //! checked for overflow. The tree keeps exactly that information, so each reader
 //! can apply the range of its own Rust type (digest §11, "Types").
@@ -57,7 +57,7 @@ impl Node {
 #[derive(Debug)]
 pub(crate) struct SyntaxError(pub(crate) String);
 
-/// Parses a TOML 1.1 document with the same parser [I] uses.
+/// Parses a TOML 1.1 document with the same parser \[I\] uses.
 pub(crate) fn parse_document(text: &str) -> Result<BTreeMap<String, Node>, SyntaxError> {
     let root = DeTable::parse(text).map_err(|e| SyntaxError(first_line(&e.to_string())))?;
     convert_table(root.get_ref(), 0)

@@ -1,5 +1,5 @@
 //! Kinds `operation_intent_signable` and `operation_receipt_signable` (`vectors/README.md`
-//! §5.15): the [I] signable bytes of digest §8.1, with the header given as JSON-ish CBOR.
+//! §5.15): the \[I\] signable bytes of digest §8.1, with the header given as JSON-ish CBOR.
 
 use serde_json::Value as Json;
 use uuid::Uuid;

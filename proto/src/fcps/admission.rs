@@ -1,20 +1,20 @@
 //! The receiver's admission check for FCPS frames (digest §2.2 "Parse limits",
 //! `vectors/README.md` §5.10 "Which bounds the decoder enforces").
 //!
-//! The raw layout decoder ([`FrameView::parse`]) follows [I] and applies no [S] bound.
+//! The raw layout decoder ([`FrameView::parse`]) follows \[I\] and applies no \[S\] bound.
 //! This check runs after it, on the decoded header, and enforces what our receiver
 //! requires: the frame fits the datagram limit, `symbol_size` is in 256..=16384, at
 //! most 256 records (unless configured), and the envelope `seq` equals `frame_seq`
-//! ([S] §4.3 rule 4).
+//! (\[S\] §4.3 rule 4).
 
 use super::datagram::{Datagram, DATAGRAM_HEADER_LEN, DEFAULT_MAX_DATAGRAM_BYTES};
 use super::frame::FrameView;
 
-/// Smallest admitted symbol size ([S]).
+/// Smallest admitted symbol size (\[S\]).
 pub const MIN_SYMBOL_SIZE: u16 = 256;
-/// Largest admitted symbol size ([S]).
+/// Largest admitted symbol size (\[S\]).
 pub const MAX_SYMBOL_SIZE: u16 = 16384;
-/// Default cap on records per frame ([S]).
+/// Default cap on records per frame (\[S\]).
 pub const DEFAULT_MAX_SYMBOLS_PER_FRAME: u32 = 256;
 
 /// What the receiver admits.
@@ -38,7 +38,7 @@ impl Default for AdmissionLimits {
 /// Why a well-formed frame is not admitted. Checked in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
-    /// Envelope plus frame exceed the datagram limit ([I] checks this first).
+    /// Envelope plus frame exceed the datagram limit (\[I\] checks this first).
     #[error("frame of {frame_len} bytes does not fit a datagram of at most {max_datagram_bytes} bytes")]
     FrameTooLarge {
         /// The frame's length.

@@ -1,8 +1,8 @@
 //! Per-symbol AEAD (digest §2.3).
 //!
 //! - Sender subkey: `HKDF-SHA256(salt = zone_key_id, ikm = zone key, info, L = 32)` with
-//!   the [I] info `"FCP2-SENDER-KEY-V1" || u32le(len node_id) || node_id ||
-//!   u64le(sender_instance_id)` (the [S] text omits the length prefix; we follow [I]).
+//!   the \[I\] info `"FCP2-SENDER-KEY-V1" || u32le(len node_id) || node_id ||
+//!   u64le(sender_instance_id)` (the \[S\] text omits the length prefix; we follow \[I\]).
 //! - Nonces, never transmitted: `u64le(frame_seq) || u32le(esi)` (12 bytes) or
 //!   `u64le(sender_instance_id) || u64le(frame_seq) || u32le(esi) || 00000000` (24).
 //! - AAD, 86 bytes: `object_id || u32le(esi) || u16le(k) || zone_id_hash ||

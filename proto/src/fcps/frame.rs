@@ -2,7 +2,7 @@
 //! `symbol_count` records of `esi u32 | k u16 | data[symbol_size] | auth_tag[16]`.
 //!
 //! [`FrameView::parse`] is the raw layout decoder. It applies exactly the seven rules
-//! of `vectors/README.md` §5.10, in order, and nothing else: the [S] bounds and the
+//! of `vectors/README.md` §5.10, in order, and nothing else: the \[S\] bounds and the
 //! receiver's MTU are the separate admission check in [`super::admission`].
 
 use std::fmt;

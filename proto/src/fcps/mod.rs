@@ -9,7 +9,7 @@
 //! 2. The session replay window and MAC over the frame bytes (`crate::session`).
 //! 3. [`FrameView::parse`]: the raw layout, exactly the seven ordered rules of
 //!    `vectors/README.md` §5.10 ([`FrameError`]).
-//! 4. [`admission::admit`]: the [S] bounds, the datagram limit and the envelope/frame
+//! 4. [`admission::admit`]: the \[S\] bounds, the datagram limit and the envelope/frame
 //!    sequence match ([`AdmissionError`]).
 //! 5. [`SenderKey::open_symbol`] for each record ([`AeadError`]).
 //!

@@ -1,4 +1,4 @@
-//! Signed transcripts of the symbol exchange (digest §2.4, [I]): SymbolRequest,
+//! Signed transcripts of the symbol exchange (digest §2.4, \[I\]): SymbolRequest,
 //! DecodeStatus and SymbolAck. Each is signed with plain Ed25519 by the node signing key
 //! over the bytes [`SignedTranscript::signable_bytes`] builds.
 //!
@@ -14,13 +14,13 @@ pub const SYMBOL_REQUEST_DOMAIN: &[u8] = b"FCP2-SYMBOL-REQ-V1";
 pub const DECODE_STATUS_DOMAIN: &[u8] = b"FCP2-DECODE-STATUS-V2";
 /// Domain of the SymbolAck transcript.
 pub const SYMBOL_ACK_DOMAIN: &[u8] = b"FCP2-SYMBOL-ACK-V2";
-/// Symbols an unauthenticated requester may ask for ([S]).
+/// Symbols an unauthenticated requester may ask for (\[S\]).
 pub const MAX_SYMBOLS_UNAUTHENTICATED: u32 = 32;
-/// [I] default cap for authenticated requests.
+/// \[I\] default cap for authenticated requests.
 pub const MAX_SYMBOLS_AUTHENTICATED: u32 = 1000;
-/// [I] hard cap on `max_symbols`.
+/// \[I\] hard cap on `max_symbols`.
 pub const MAX_SYMBOLS_HARD_CAP: u32 = 2001;
-/// [I] cap on `missing_hint` entries.
+/// \[I\] cap on `missing_hint` entries.
 pub const MAX_MISSING_HINT: usize = 100;
 
 /// Why a transcript could not be built or verified.
@@ -111,7 +111,7 @@ pub struct SymbolRequest {
     pub max_symbols: u32,
     /// Symbols the requester already holds.
     pub current_symbols: u32,
-    /// ESIs the requester lacks, if it says (at most [`MAX_MISSING_HINT`] by [I] default).
+    /// ESIs the requester lacks, if it says (at most [`MAX_MISSING_HINT`] by \[I\] default).
     pub missing_hint: Option<Vec<u32>>,
 }
 

@@ -304,7 +304,7 @@ impl Responder {
     }
 
     /// Installs a new cookie key; cookies of the previous key stay valid until the next
-    /// rotation (the grace window [S] suggests, rotating about every 60 s).
+    /// rotation (the grace window \[S\] suggests, rotating about every 60 s).
     pub fn rotate_cookie_key(&mut self, key: CookieKey) {
         self.previous_cookie_key = Some(std::mem::replace(&mut self.cookie_key, key));
     }

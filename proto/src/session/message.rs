@@ -2,14 +2,14 @@
 //! (digest §3.2).
 //!
 //! Each message is a deterministic CBOR map with text keys. Byte fields are bstr;
-//! `cookie`, `transport_limits` (a bare uint, [I]) and `signature` are left out when
+//! `cookie`, `transport_limits` (a bare uint, \[I\]) and `signature` are left out when
 //! absent. Decoders are strict: at most 16 KiB, canonical with no trailing bytes, every
 //! field of its exact type and size, no unknown key, no `null` for an absent field,
 //! suites only 1 or 2, node ids canonical (digest §1.5).
 //!
 //! Transcripts concatenate the deterministic CBOR of each field on its own, with `f6`
 //! for an absent cookie or limit. Signatures are plain Ed25519 by the node signing key,
-//! verified strictly (as [I] does).
+//! verified strictly (as \[I\] does).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -336,7 +336,7 @@ impl MeshSessionHello {
         self.signature = Some(key.sign(&self.transcript()).to_bytes());
     }
 
-    /// `missing_signature`, then `invalid_signature` ([I] `MeshSessionHello::verify`).
+    /// `missing_signature`, then `invalid_signature` (\[I\] `MeshSessionHello::verify`).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), SessionError> {
         verify_sig(Some(key), &self.transcript(), self.signature.as_ref())
     }
@@ -455,7 +455,7 @@ impl MeshSessionAck {
         self.signature = Some(key.sign(&self.transcript(hello)).to_bytes());
     }
 
-    /// Checks the ack against its hello in [I]'s order (`vectors/README.md` §5.6):
+    /// Checks the ack against its hello in \[I\]'s order (`vectors/README.md` §5.6):
     /// `peer_mismatch`, `suite_not_offered`, `missing_signature`, `invalid_signature`.
     ///
     /// Reads only `from`, `to`, `suites`, `eph_pubkey` and `nonce` of the hello, and does
@@ -596,7 +596,7 @@ impl fmt::Debug for CookieKey {
 }
 
 /// `C(from) || C(to) || C(eph_pubkey) || C(nonce) || C(timestamp) || C(suites) ||
-/// C(transport_limits|null)`: the seven fields the cookie covers ([I] `compute_cookie`).
+/// C(transport_limits|null)`: the seven fields the cookie covers (\[I\] `compute_cookie`).
 pub fn cookie_input(hello: &MeshSessionHello) -> Vec<u8> {
     concat_encodings(
         b"",

@@ -114,7 +114,7 @@ impl Suite {
         }
     }
 
-    /// The [I] label.
+    /// The \[I\] label.
     pub const fn label(self) -> &'static str {
         match self {
             Suite::Suite1 => "suite1-hmacsha256",

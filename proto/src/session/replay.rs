@@ -8,10 +8,10 @@ use crate::id::CanonicalId;
 
 /// Largest window the bitmap holds.
 pub const MAX_REPLAY_WINDOW: u64 = 128;
-/// How many accepted hellos the responder remembers ([I]).
+/// How many accepted hellos the responder remembers (\[I\]).
 pub const DEFAULT_HELLO_REPLAY_CAPACITY: usize = 1024;
 
-/// The [I] replay window: a 128-bit bitmap below the highest seq seen.
+/// The \[I\] replay window: a 128-bit bitmap below the highest seq seen.
 ///
 /// Call [`ReplayWindow::check`] before verifying the MAC and [`ReplayWindow::update`]
 /// only after the MAC verified, so forged datagrams never move the window.

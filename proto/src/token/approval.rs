@@ -1,5 +1,5 @@
 //! ApprovalToken: a signed, short-lived, single-use approval for an elevation, a
-//! declassification or one execution (digest §5.5, the [C]/[I] shape).
+//! declassification or one execution (digest §5.5, the \[C\]/\[I\] shape).
 //!
 //! `{token_id, issued_at_ms, expires_at_ms, issuer, scope, zone_id, ?signature}` with the
 //! scope internally tagged by `type`. The signature is Ed25519 over the fcp-crypto signing
@@ -49,7 +49,7 @@ pub struct ApprovalToken {
     pub signature: Option<[u8; 64]>,
 }
 
-/// The closed set of things an approval can approve ([I] `ApprovalScope`).
+/// The closed set of things an approval can approve (\[I\] `ApprovalScope`).
 ///
 /// On the wire the scope is one map, internally tagged by `type` (`elevation`,
 /// `declassification` or `execution`). It goes through a flat wire struct rather than serde's

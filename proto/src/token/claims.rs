@@ -1,4 +1,4 @@
-//! CWT claims of a capability token: the [I] integer keys of digest §5.2, the raw
+//! CWT claims of a capability token: the \[I\] integer keys of digest §5.2, the raw
 //! claim map the COSE layer checks, and the typed reader the capability verifier uses.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use crate::cbor::{self, Limits, Value};
 use crate::id::ObjectId;
 
 /// The claim keys (digest §5.2, `vectors/README.md` §5.12). RFC 8392 keys 1–7, then the
-/// [I] private keys −65537 … −65552.
+/// \[I\] private keys −65537 … −65552.
 pub mod label {
     /// `iss`: issuer string, e.g. `node:primary`.
     pub const ISS: i64 = 1;
@@ -85,7 +85,7 @@ pub mod label {
     ];
 }
 
-/// The claims schema version [I] writes at sign time.
+/// The claims schema version \[I\] writes at sign time.
 pub const CLAIMS_SCHEMA_VERSION: u64 = 1;
 
 /// An integer-keyed claim map with untyped values: what the COSE layer signs and what
@@ -144,7 +144,7 @@ impl ClaimMap {
         cbor::encode(&self.to_value()).map_err(TokenError::Encode)
     }
 
-    /// The map [I] `CoseToken::sign` actually signs: `aud` (3) := the zone id (−65538) when
+    /// The map \[I\] `CoseToken::sign` actually signs: `aud` (3) := the zone id (−65538) when
     /// aud is absent and the zone id present, and `schema_version` (−65552) := 1 when absent.
     pub fn with_sign_time_additions(&self) -> ClaimMap {
         let mut m = self.clone();
@@ -434,7 +434,7 @@ impl CapabilityClaims {
     }
 
     /// The grants the token confers: the `grants` claim if present, otherwise one grant per
-    /// operation of `capability_id` (what [I]'s token builder writes when grants is absent).
+    /// operation of `capability_id` (what \[I\]'s token builder writes when grants is absent).
     pub fn effective_grants(&self) -> Vec<Grant> {
         if let Some(g) = &self.grants {
             return g.clone();
@@ -448,7 +448,7 @@ impl CapabilityClaims {
         }
     }
 
-    /// The [I] `validate_timing` rule: refuses when `now ≥ exp` or `now < nbf` (seconds).
+    /// The \[I\] `validate_timing` rule: refuses when `now ≥ exp` or `now < nbf` (seconds).
     /// Absent claims do not restrict; whether they are required is the verifier's policy.
     pub fn check_timing(&self, now_secs: u64) -> Result<(), TokenError> {
         let now = i128::from(now_secs);

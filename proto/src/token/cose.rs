@@ -179,7 +179,7 @@ pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
     coset::sig_structure_data(SignatureContext::CoseSign1, protected, None, &[], payload)
 }
 
-/// Signs typed claims as [I] `CoseToken::sign` does (digest §5.2): applies the sign-time
+/// Signs typed claims as \[I\] `CoseToken::sign` does (digest §5.2): applies the sign-time
 /// additions (`aud` := zone id if absent, −65552 := 1 if absent), protected header
 /// `{1: -8, 4: kid}`, Ed25519 over the Sig_structure, untagged output.
 pub fn sign(issuer: &SigningKey, claims: &CapabilityClaims) -> Result<SignedToken, TokenError> {
@@ -215,7 +215,7 @@ pub fn sign_claim_map(issuer: &SigningKey, claims: &ClaimMap) -> Result<SignedTo
 }
 
 /// Verifies a token against the issuer's key, running the checks of digest §5.2 in
-/// [I]'s order and stopping at the first failure (`vectors/README.md` §5.12):
+/// \[I\]'s order and stopping at the first failure (`vectors/README.md` §5.12):
 ///
 /// 1. `malformed`: over 64 KiB, not (optionally tag-18-wrapped) strict canonical
 ///    `[bstr, map, bstr, bstr]`, or the protected bstr is not a canonical map;

@@ -1,5 +1,5 @@
 //! Holder proof: proof that the node named by a token's `holder_node` claim is the one
-//! invoking it (digest §5.3, the [I] form).
+//! invoking it (digest §5.3, the \[I\] form).
 //!
 //! `Ed25519(holder_key, "FCP2-HOLDER-PROOF-V1" || lp32(request_id) || lp32(operation_id) || lp32(jti))`.
 //! The length prefixes keep the three fields from sliding into each other.
@@ -31,7 +31,7 @@ pub fn holder_proof_bytes(request_id: &str, operation_id: &str, jti: &[u8]) -> R
     Ok(out)
 }
 
-/// A holder proof as carried in a request: `{signature, holder_node}` ([I] `HolderProof`;
+/// A holder proof as carried in a request: `{signature, holder_node}` (\[I\] `HolderProof`;
 /// the signature is bstr in CBOR and hex in JSON, digest §1.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,8 +1,8 @@
 //! Capability tokens (digest §5.2), holder proofs (§5.3) and approval tokens (§5.5).
 //!
 //! A capability token is an untagged COSE_Sign1 (RFC 9052) whose payload is a CWT claim
-//! map with the [I] integer keys (−65537 … −65552). [`sign`] writes exactly what [I]
-//! `CoseToken::sign` writes; [`verify_cose`] runs [I]'s checks in [I]'s order with the
+//! map with the \[I\] integer keys (−65537 … −65552). [`sign`] writes exactly what \[I\]
+//! `CoseToken::sign` writes; [`verify_cose`] runs \[I\]'s checks in \[I\]'s order with the
 //! result codes of `vectors/README.md` §5.12, over bytes that must be strict canonical
 //! CBOR. What the token *means* (issuer chain to the owner, zone, time window, operations,
 //! revocation) is judged on top, from [`VerifiedToken::claims`].
