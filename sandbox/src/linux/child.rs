@@ -5,6 +5,7 @@
 
 use std::ffi::{c_char, CString};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
@@ -65,8 +66,10 @@ pub(super) struct ChildPlan {
     pub(super) gid: u32,
     /// The seccomp programs in install order (the allowlist last), pointing into `programs`.
     pub(super) seccomp: Vec<libc::sock_fprog>,
-    pub(super) programs: Vec<seccompiler::BpfProgram>,
-    pub(super) program: CString,
+    pub(super) programs: Arc<Vec<seccompiler::BpfProgram>>,
+    /// The program, shared with the backend's cache so its address (which the seccomp
+    /// filter compares `execve`'s path with) stays the same across spawns.
+    pub(super) program: Arc<CString>,
     pub(super) args: Vec<CString>,
     pub(super) env: Vec<CString>,
     /// `program`, `args` and a null pointer.

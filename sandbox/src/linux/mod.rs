@@ -25,12 +25,13 @@ mod step;
 #[allow(unsafe_code)]
 mod sys;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::{c_char, CString, OsStr};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fcp_policy::jail::{compile_section, Arch, BindAccess, BindOrigin, JailInputs, JailPlan, Mount};
 use fcp_policy::manifest::{SandboxPath, SandboxSection};
@@ -73,6 +74,27 @@ pub struct LinuxJail {
     arch: Arch,
     landlock: Option<LandlockSupport>,
     landlock_missing_reason: Option<String>,
+    /// Resolved binaries by program path, with the file identity they were resolved from.
+    binaries: Mutex<HashMap<PathBuf, Arc<Resolved>>>,
+}
+
+/// A program resolved once: its runtime files, the C string the jail execs (whose
+/// address the seccomp filter compares with), and the seccomp programs compiled for it.
+#[derive(Debug)]
+struct Resolved {
+    identity: FileIdentity,
+    binary: fcp_policy::jail::Binary,
+    exec_path: Arc<CString>,
+    seccomp: Mutex<Vec<(fcp_policy::jail::SeccompPlan, Arc<Vec<seccompiler::BpfProgram>>)>>,
+}
+
+/// What tells a changed file: device, inode, size and modification time.
+type FileIdentity = (u64, u64, u64, i64, i64);
+
+fn identity(path: &Path) -> Result<FileIdentity, SandboxError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).map_err(|source| SandboxError::ReadBinary { path: path.to_owned(), source })?;
+    Ok((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
 impl LinuxJail {
@@ -93,7 +115,7 @@ impl LinuxJail {
             Ok(support) => (Some(support), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        Ok(LinuxJail { arch, landlock, landlock_missing_reason })
+        Ok(LinuxJail { arch, landlock, landlock_missing_reason, binaries: Mutex::new(HashMap::new()) })
     }
 
     /// Why Landlock is missing, if it is.
@@ -108,10 +130,34 @@ impl LinuxJail {
 
     /// The plan this backend installs for `spec`: the spec's sandbox section and the
     /// binary's runtime files, compiled by [`fcp_policy::jail::compile_section`].
+    ///
+    /// A program's runtime files are resolved once and kept while its file (device,
+    /// inode, size, mtime) is unchanged; a library replaced in place is still found at
+    /// its path, and one that disappeared fails the spawn at its bind.
     pub fn plan(&self, spec: &SpawnSpec) -> Result<JailPlan, SandboxError> {
-        let binary = binary::resolve(spec.program(), self.arch)?;
-        let inputs = JailInputs { binary, state_dir: spec.state_dir().to_owned(), arch: self.arch };
+        let resolved = self.resolve(spec.program())?;
+        let inputs =
+            JailInputs { binary: resolved.binary.clone(), state_dir: spec.state_dir().to_owned(), arch: self.arch };
         compile_section(&section(spec), &inputs).map_err(|source| SandboxError::CompileJail { source })
+    }
+
+    fn resolve(&self, program: &Path) -> Result<Arc<Resolved>, SandboxError> {
+        let id = identity(program)?;
+        let lock = |m: &Mutex<HashMap<PathBuf, Arc<Resolved>>>| {
+            // A panic while holding the lock leaves a consistent map behind.
+            m.lock().unwrap_or_else(PoisonError::into_inner).get(program).filter(|r| r.identity == id).cloned()
+        };
+        if let Some(found) = lock(&self.binaries) {
+            return Ok(found);
+        }
+        let resolved = Arc::new(Resolved {
+            identity: id,
+            binary: binary::resolve(program, self.arch)?,
+            exec_path: Arc::new(cstring(program)?),
+            seccomp: Mutex::new(Vec::new()),
+        });
+        self.binaries.lock().unwrap_or_else(PoisonError::into_inner).insert(program.to_owned(), Arc::clone(&resolved));
+        Ok(resolved)
     }
 }
 
@@ -135,6 +181,7 @@ impl Sandbox for LinuxJail {
         let in_force = self.layers();
         let missing = spec.degradation().check(Self::NAME, in_force)?;
         state_dir::prepare(spec.state_dir())?;
+        let resolved = self.resolve(spec.program())?;
         let plan = self.plan(spec)?;
         give_writable_paths(&plan, spec)?;
 
@@ -150,7 +197,7 @@ impl Sandbox for LinuxJail {
             stdout: stdout_write,
             stderr: stderr_write,
         };
-        let (cx, child_plan) = prepare(&plan, spec, self.landlock, fds)?;
+        let (cx, child_plan) = prepare(&plan, spec, self.landlock, &resolved, fds)?;
         let cloned = sys::clone_into_namespaces(NAMESPACE_FLAGS, || child::main(&child_plan));
         // The child's ends close here in the parent.
         drop(child_plan);
@@ -252,6 +299,7 @@ fn prepare(
     plan: &JailPlan,
     spec: &SpawnSpec,
     landlock: Option<LandlockSupport>,
+    resolved: &Resolved,
     fds: ChildFds,
 ) -> Result<(Context, ChildPlan), SandboxError> {
     let mut cx = Context {
@@ -314,8 +362,18 @@ fn prepare(
         None => None,
     };
 
-    let program = cstring(spec.program())?;
-    let programs = seccomp::compile(&plan.seccomp, program.as_ptr() as u64)?;
+    let program = Arc::clone(&resolved.exec_path);
+    let programs = {
+        let mut compiled = resolved.seccomp.lock().unwrap_or_else(PoisonError::into_inner);
+        match compiled.iter().find(|(p, _)| *p == plan.seccomp) {
+            Some((_, programs)) => Arc::clone(programs),
+            None => {
+                let programs = Arc::new(seccomp::compile(&plan.seccomp, program.as_ptr() as u64)?);
+                compiled.push((plan.seccomp.clone(), Arc::clone(&programs)));
+                programs
+            }
+        }
+    };
     let args = spec
         .args()
         .iter()
