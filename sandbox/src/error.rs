@@ -227,9 +227,32 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// Creating or configuring the connector's cgroup failed.
+    #[error("set up cgroup file {path}")]
+    Cgroup {
+        /// The cgroup directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// Reading the child's step report failed.
     #[error("read the jail's step report")]
     ReadReport {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Moving itself into its cgroup failed in the child.
+    #[error("enter the connector's cgroup")]
+    EnterCgroup {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Entering a new cgroup namespace failed in the child.
+    #[error("enter a new cgroup namespace")]
+    UnshareCgroup {
         /// The cause.
         #[source]
         source: io::Error,

@@ -39,9 +39,14 @@ pub struct Jailed {
 enum Process {
     Os(Child),
     Fake(FakeProcess),
-    /// A child the backend forked itself (the Linux jail's clone), reaped with waitpid.
+    /// A child the backend forked itself (the Linux jail's clone), reaped with waitpid,
+    /// and what to release once it is gone (its cgroup), dropped after the process.
     #[cfg(target_os = "linux")]
-    Raw(Pid),
+    Raw {
+        pid: Pid,
+        /// Held for its `Drop`, which removes the cgroup.
+        _cgroup: Option<crate::linux::Cgroup>,
+    },
 }
 
 /// How [`Jailed::wait_timeout`] ended.
@@ -80,6 +85,7 @@ impl Jailed {
     #[cfg(target_os = "linux")]
     pub(crate) fn from_pid(
         pid: Pid,
+        cgroup: Option<crate::linux::Cgroup>,
         stdio: (ChildStdin, ChildStdout, ChildStderr),
         backend: &'static str,
         in_force: Layers,
@@ -88,7 +94,7 @@ impl Jailed {
     ) -> Jailed {
         Jailed {
             pid: pid.as_raw_nonzero().get().unsigned_abs(),
-            process: Process::Raw(pid),
+            process: Process::Raw { pid, _cgroup: cgroup },
             stdin: Some(stdio.0),
             stdout: Some(stdio.1),
             stderr: Some(stdio.2),
@@ -175,7 +181,7 @@ impl Jailed {
                 Ok(())
             }
             #[cfg(target_os = "linux")]
-            Process::Raw(pid) => {
+            Process::Raw { pid, .. } => {
                 // The connector is pid 1 of its pid namespace: killing it kills everything in it.
                 match rustix::process::kill_process_group(*pid, Signal::KILL) {
                     Ok(()) | Err(Errno::SRCH) => {}
@@ -216,7 +222,7 @@ impl Jailed {
             Process::Os(child) => child.try_wait().map_err(|source| SandboxError::Wait { pid: self.pid, source })?,
             Process::Fake(fake) => fake.try_wait(),
             #[cfg(target_os = "linux")]
-            Process::Raw(pid) => wait_raw(*pid, rustix::process::WaitOptions::NOHANG)
+            Process::Raw { pid, .. } => wait_raw(*pid, rustix::process::WaitOptions::NOHANG)
                 .map_err(|e| SandboxError::Wait { pid: self.pid, source: e.into() })?,
         };
         Ok(self.status)
@@ -233,7 +239,7 @@ impl Jailed {
             Process::Os(child) => child.wait().map_err(|source| SandboxError::Wait { pid: self.pid, source })?,
             Process::Fake(fake) => fake.wait(),
             #[cfg(target_os = "linux")]
-            Process::Raw(pid) => wait_raw(*pid, rustix::process::WaitOptions::empty())
+            Process::Raw { pid, .. } => wait_raw(*pid, rustix::process::WaitOptions::empty())
                 .map_err(|e| SandboxError::Wait { pid: self.pid, source: e.into() })?
                 .ok_or_else(|| SandboxError::Wait { pid: self.pid, source: Errno::CHILD.into() })?,
         };

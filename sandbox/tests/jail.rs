@@ -16,7 +16,7 @@ const PROBE: &str = env!("CARGO_BIN_EXE_fcp-sandbox-probe");
 
 /// The backend, or `None` (after saying so) when this test cannot run here.
 fn jail(test: &str) -> Option<LinuxJail> {
-    let required = std::env::var("FCP_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
+    let required = required();
     if !rustix::process::geteuid().is_root() {
         assert!(!required, "{test}: needs root and FCP_REQUIRE_PRIVILEGED=1");
         eprintln!("SKIPPED {test}: needs root");
@@ -25,6 +25,7 @@ fn jail(test: &str) -> Option<LinuxJail> {
     let jail = LinuxJail::new().expect("the linux jail starts as root");
     if required {
         assert_eq!(jail.landlock_missing_reason(), None, "{test}: Landlock must be fully enforced in CI");
+        assert_eq!(jail.cgroups_missing_reason(), None, "{test}: cgroups must be usable in CI");
     }
     Some(jail)
 }
@@ -35,12 +36,21 @@ fn state_dir() -> (tempfile::TempDir, PathBuf) {
     (tmp, state)
 }
 
-/// A spec built from the minimal manifest, allowing only the cgroup layer missing.
+fn required() -> bool {
+    std::env::var("FCP_REQUIRE_PRIVILEGED").as_deref() == Ok("1")
+}
+
+/// A spec built from the minimal manifest. In CI nothing may be missing; elsewhere the
+/// layers this kernel lacks (Landlock, cgroups) may be.
 fn spec(state: &Path, mode: &[&str]) -> SpawnSpec {
     let manifest =
         fcp_policy::manifest::Manifest::parse(include_str!("data/manifest_minimal.toml")).expect("valid manifest");
     let spec = SpawnSpec::from_manifest(&manifest, PROBE, state).expect("spec");
-    mode.iter().fold(spec, |s, a| s.arg(*a)).with_degradation(Degradation::AllowMissing(Layers::of(&[Layer::Cgroups])))
+    let degradation = match LinuxJail::new() {
+        Ok(jail) if !required() => Degradation::AllowMissing(Layers::ALL.difference(jail.layers())),
+        _ => Degradation::Refuse,
+    };
+    mode.iter().fold(spec, |s, a| s.arg(*a)).with_degradation(degradation)
 }
 
 /// Runs the probe to exit: (status, stdout, stderr).
@@ -63,7 +73,7 @@ fn json(out: &str) -> Value {
 fn report(jail: &LinuxJail, state: &Path, mode: &[&str]) -> Value {
     let jailed = jail.spawn(&spec(state, mode)).expect("spawned");
     assert_eq!(jailed.backend(), "linux-jail");
-    assert_eq!(jailed.missing_layers(), Layers::of(&[Layer::Cgroups]));
+    assert_eq!(jailed.missing_layers(), Layers::ALL.difference(jail.layers()));
     let (status, out, err) = run(jailed);
     assert!(status.success(), "{status:?}: {err}");
     json(&out)
@@ -85,7 +95,12 @@ fn the_connector_is_pid_1_with_the_specs_hygiene() {
     assert_eq!(got["no_new_privs"], json!("1"));
     assert_eq!(got["pdeathsig"], json!(9), "armed again after the uid switch");
     assert_eq!(got["umask"], json!("0077"));
-    assert_eq!(got["rlimits"]["as"], json!([64u64 << 20, 64u64 << 20]));
+    if jail.layers().contains(Layer::Cgroups) {
+        let parent = rustix::process::getrlimit(rustix::process::Resource::As);
+        assert_eq!(got["rlimits"]["as"], json!([parent.current, parent.maximum]), "the cgroup limits memory");
+    } else {
+        assert_eq!(got["rlimits"]["as"], json!([64u64 << 20, 64u64 << 20]));
+    }
     assert_eq!(got["rlimits"]["core"], json!([0, 0]));
 }
 
@@ -204,17 +219,69 @@ fn without_deny_exec_the_connector_may_exec_itself() {
 }
 
 #[test]
-fn refuses_without_an_explicit_degradation_for_the_cgroup() {
-    let Some(jail) = jail("refuses_without_an_explicit_degradation_for_the_cgroup") else { return };
-    let (_tmp, state) = state_dir();
-    let spec = spec(&state, &["report"]).with_degradation(Degradation::Refuse);
-    match jail.spawn(&spec) {
-        Err(SandboxError::LayersMissing { backend: "linux-jail", refused }) => {
-            assert_eq!(refused, Layers::of(&[Layer::Cgroups]));
-        }
-        other => panic!("unexpected {other:?}"),
+fn the_connector_runs_in_its_own_limited_cgroup() {
+    let Some(jail) = jail("the_connector_runs_in_its_own_limited_cgroup") else { return };
+    if !jail.layers().contains(Layer::Cgroups) {
+        eprintln!("SKIPPED the_connector_runs_in_its_own_limited_cgroup: {:?}", jail.cgroups_missing_reason());
+        return;
     }
-    assert!(!state.exists(), "a refused spawn creates nothing");
+    let (_tmp, state) = state_dir();
+    let got = report(&jail, &state, &["jail-report"]);
+    let view = got["cgroup"].as_str().expect("cgroup view");
+    assert!(view.lines().all(|l| l.ends_with(":/")), "the connector's cgroup is its namespace's root: {view}");
+
+    let mut jailed = jail.spawn(&spec(&state, &["sleep", "60"])).expect("spawned");
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", jailed.pid())).expect("host view");
+    let mut dirs = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let name = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !name.starts_with("fcp-") {
+            continue;
+        }
+        let root = Path::new("/sys/fs/cgroup");
+        let dir = if controllers.is_empty() {
+            root.join(path.trim_start_matches('/'))
+        } else {
+            root.join(controllers.split(',').next().unwrap_or("")).join(path.trim_start_matches('/'))
+        };
+        dirs.push((controllers.to_owned(), dir));
+    }
+    let read = |p: PathBuf| std::fs::read_to_string(&p).map(|t| t.trim().to_owned()).unwrap_or_default();
+    let limits: Vec<(String, String)> = dirs
+        .iter()
+        .flat_map(|(controllers, dir)| match controllers.as_str() {
+            "" => vec![
+                ("memory.max".to_owned(), read(dir.join("memory.max"))),
+                ("cpu.max".to_owned(), read(dir.join("cpu.max"))),
+                ("pids.max".to_owned(), read(dir.join("pids.max"))),
+            ],
+            c if c.contains("memory") => vec![("memory".to_owned(), read(dir.join("memory.limit_in_bytes")))],
+            c if c.contains("cpu") && !c.contains("cpuset") => {
+                vec![("cpu".to_owned(), read(dir.join("cpu.cfs_quota_us")))]
+            }
+            c if c.contains("pids") => vec![("pids".to_owned(), read(dir.join("pids.max")))],
+            _ => Vec::new(),
+        })
+        .collect();
+    let expected_v1 = [("memory", "67108864"), ("cpu", "20000"), ("pids", "1024")];
+    let expected_v2 = [("memory.max", "67108864"), ("cpu.max", "20000 100000"), ("pids.max", "1024")];
+    let got: Vec<(&str, &str)> = limits.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut sorted = got.clone();
+    sorted.sort();
+    let mut v1 = expected_v1.to_vec();
+    v1.sort();
+    let mut v2 = expected_v2.to_vec();
+    v2.sort();
+    assert!(sorted == v1 || sorted == v2, "cgroup limits: {got:?} in {dirs:?}");
+
+    jailed.kill().expect("kill");
+    jailed.wait().expect("wait");
+    drop(jailed);
+    for (_, dir) in &dirs {
+        assert!(!dir.exists(), "{} is removed with the handle", dir.display());
+    }
 }
 
 #[test]

@@ -222,6 +222,7 @@ fn jail_report() -> Result<(), Box<dyn Error>> {
             "permitted": caps_of(caps::CapSet::Permitted),
         },
         "paths": seen,
+        "cgroup": fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
     });
     println!("{report}");
     Ok(())

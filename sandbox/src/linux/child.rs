@@ -50,6 +50,8 @@ pub(super) struct ChildPlan {
     pub(super) stdin: OwnedFd,
     pub(super) stdout: OwnedFd,
     pub(super) stderr: OwnedFd,
+    /// The connector's `cgroup.procs` files (empty when cgroups are allowed missing).
+    pub(super) cgroup_procs: Vec<OwnedFd>,
     pub(super) hostname: Vec<u8>,
     /// The host dir the tmpfs root is mounted on (the state dir, which always exists).
     pub(super) stage: CString,
@@ -111,6 +113,11 @@ fn steps(plan: &ChildPlan) -> Result<(), (JailStep, Errno)> {
     rustix::stdio::dup2_stdin(&plan.stdin).map_err(at(S::Stdio))?;
     rustix::stdio::dup2_stdout(&plan.stdout).map_err(at(S::Stdio))?;
     rustix::stdio::dup2_stderr(&plan.stderr).map_err(at(S::Stdio))?;
+    // Into the connector's cgroup first, then a cgroup namespace rooted there.
+    for procs in &plan.cgroup_procs {
+        rustix::io::write(procs, b"0").map_err(at(S::EnterCgroup))?;
+    }
+    sys::unshare_cgroup_namespace().map_err(at(S::UnshareCgroup))?;
     process::setsid().map_err(at(S::NewSession))?;
     process::umask(Mode::from_raw_mode(0o022));
     rustix::system::sethostname(&plan.hostname).map_err(at(S::SetHostname))?;

@@ -17,6 +17,7 @@
 //! (`step`) and fails the spawn with its own [`SandboxError`] variant.
 
 mod binary;
+mod cgroup;
 mod child;
 pub mod escape;
 mod landlock;
@@ -37,6 +38,8 @@ use fcp_policy::jail::{compile_section, Arch, BindAccess, BindOrigin, JailInputs
 use fcp_policy::manifest::{SandboxPath, SandboxSection};
 use rustix::mount::MountFlags;
 
+pub(crate) use self::cgroup::Cgroup;
+use self::cgroup::CgroupSupport;
 use self::child::{BindOp, ChildPlan, MountPoint};
 use self::landlock::LandlockSupport;
 use self::step::{Context, JailStep};
@@ -47,22 +50,19 @@ use crate::pipe::pipe;
 use crate::spec::SpawnSpec;
 use crate::{state_dir, Sandbox};
 
-/// `CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET`.
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET) as u64;
+/// `CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET`; the child
+/// enters its cgroup namespace itself, once it is in its cgroup.
+const NAMESPACE_FLAGS: u64 =
+    (libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID | libc::CLONE_NEWNET) as u64;
 
 /// The Linux jail backend. See the module docs for what it does, in order.
 ///
 /// Today it needs root (the user-namespace path for an unprivileged supervisor comes
-/// later) and does not create a cgroup: [`Layer::Cgroups`] is missing from its
-/// [`LinuxJail::layers`], so a spec must allow it missing, and memory is limited as
-/// address space (`RLIMIT_AS`) as in [`PlainProcess`](crate::PlainProcess). Landlock is
-/// in force only when [`LinuxJail::new`] found it fully enforced; otherwise it is
-/// reported missing and a spec must allow that too.
+/// later). Each connector gets a cgroup (v2, else v1) below the supervisor's with the
+/// plan's memory, CPU and pids limits; `RLIMIT_AS` is then not set, since the cgroup
+/// limits resident memory. Landlock and cgroups are in force only when
+/// [`LinuxJail::new`] found them usable; otherwise they are reported missing in
+/// [`LinuxJail::layers`] and a spec's [`Degradation`](crate::Degradation) must allow that.
 ///
 /// **deny_exec.** The seccomp filter is installed before the jail's own `execve`, so it
 /// lets through exactly one `execve`: the one whose path argument is the address of the
@@ -74,6 +74,7 @@ pub struct LinuxJail {
     arch: Arch,
     landlock: Option<LandlockSupport>,
     landlock_missing_reason: Option<String>,
+    cgroups: Result<CgroupSupport, String>,
     /// Resolved binaries by program path, with the file identity they were resolved from.
     binaries: Mutex<HashMap<PathBuf, Arc<Resolved>>>,
 }
@@ -101,8 +102,8 @@ impl LinuxJail {
     /// The backend's name.
     pub const NAME: &'static str = "linux-jail";
 
-    /// The layers the backend can put in force when Landlock is available.
-    pub const LAYERS: Layers = Layers::ALL.difference(Layers::of(&[Layer::Cgroups]));
+    /// The layers the backend puts in force when Landlock and cgroups are available.
+    pub const LAYERS: Layers = Layers::ALL;
 
     /// Checks the machine: a supported CPU architecture, root, and whether Landlock is
     /// fully enforced (without it the backend still works, reporting the layer missing).
@@ -115,12 +116,23 @@ impl LinuxJail {
             Ok(support) => (Some(support), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        Ok(LinuxJail { arch, landlock, landlock_missing_reason, binaries: Mutex::new(HashMap::new()) })
+        Ok(LinuxJail {
+            arch,
+            landlock,
+            landlock_missing_reason,
+            cgroups: CgroupSupport::detect(),
+            binaries: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Why Landlock is missing, if it is.
     pub fn landlock_missing_reason(&self) -> Option<&str> {
         self.landlock_missing_reason.as_deref()
+    }
+
+    /// Why cgroups are missing, if they are.
+    pub fn cgroups_missing_reason(&self) -> Option<&str> {
+        self.cgroups.as_ref().err().map(String::as_str)
     }
 
     /// The Landlock ABI in use (1–5), if Landlock is in force.
@@ -197,7 +209,18 @@ impl Sandbox for LinuxJail {
             stdout: stdout_write,
             stderr: stderr_write,
         };
-        let (cx, child_plan) = prepare(&plan, spec, self.landlock, &resolved, fds)?;
+        let mut cgroup = match &self.cgroups {
+            Ok(support) => Some(support.create(&plan.limits)?),
+            Err(_) => None,
+        };
+        let cgroup_procs = cgroup.as_mut().map(Cgroup::take_procs).unwrap_or_default();
+        let (cx, mut child_plan) = prepare(&plan, spec, self.landlock, &resolved, fds)?;
+        child_plan.cgroup_procs = cgroup_procs;
+        if cgroup.is_some() {
+            // The cgroup limits memory; an address-space limit would only break runtimes
+            // that reserve more than they use (thread stacks, allocator arenas).
+            child_plan.rlimits.retain(|(r, _)| *r != crate::spec::Resource::As);
+        }
         let cloned = sys::clone_into_namespaces(NAMESPACE_FLAGS, || child::main(&child_plan));
         // The child's ends close here in the parent.
         drop(child_plan);
@@ -227,6 +250,7 @@ impl Sandbox for LinuxJail {
         }
         Ok(Jailed::from_pid(
             pid,
+            cgroup,
             (stdin_write.into(), stdout_read.into(), stderr_read.into()),
             Self::NAME,
             in_force,
@@ -240,11 +264,14 @@ impl Sandbox for LinuxJail {
     }
 
     fn layers(&self) -> Layers {
-        if self.landlock.is_some() {
-            Self::LAYERS
-        } else {
-            Self::LAYERS.difference(Layers::of(&[Layer::Landlock]))
+        let mut missing = Layers::EMPTY;
+        if self.landlock.is_none() {
+            missing = missing.with(Layer::Landlock);
         }
+        if self.cgroups.is_err() {
+            missing = missing.with(Layer::Cgroups);
+        }
+        Self::LAYERS.difference(missing)
     }
 }
 
@@ -397,6 +424,7 @@ fn prepare(
         stdin: fds.stdin,
         stdout: fds.stdout,
         stderr: fds.stderr,
+        cgroup_procs: Vec::new(),
         hostname: plan.hostname.as_bytes().to_vec(),
         stage: cstring(spec.state_dir())?,
         tmpfs_options: CString::new(format!("mode=0755,size={tmpfs_size},nr_inodes=4096"))

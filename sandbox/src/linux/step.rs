@@ -43,6 +43,8 @@ pub(crate) enum JailStep {
     LandlockRestrict,
     InstallSeccomp(u16),
     Exec,
+    EnterCgroup,
+    UnshareCgroup,
 }
 
 /// What the parent knows to name the objects of a failed step.
@@ -104,6 +106,8 @@ impl JailStep {
             LandlockRestrict => (28, 0),
             InstallSeccomp(i) => (29, i),
             Exec => (30, 0),
+            EnterCgroup => (31, 0),
+            UnshareCgroup => (32, 0),
         }
     }
 
@@ -155,6 +159,8 @@ impl JailStep {
             (28, 0) => LandlockRestrict,
             (29, i) => InstallSeccomp(i),
             (30, 0) => Exec,
+            (31, 0) => EnterCgroup,
+            (32, 0) => UnshareCgroup,
             _ => return None,
         };
         Some((step, errno))
@@ -200,6 +206,8 @@ impl JailStep {
             LandlockRestrict => SandboxError::LandlockRestrict { source },
             InstallSeccomp(filter) => SandboxError::InstallSeccomp { filter, source },
             Exec => SandboxError::Exec { program: cx.program.clone(), source },
+            EnterCgroup => SandboxError::EnterCgroup { source },
+            UnshareCgroup => SandboxError::UnshareCgroup { source },
         }
     }
 }
@@ -241,6 +249,8 @@ mod tests {
             LandlockRestrict,
             InstallSeccomp(2),
             Exec,
+            EnterCgroup,
+            UnshareCgroup,
         ];
         steps.extend(Resource::ALL.map(Rlimit));
         steps
@@ -260,7 +270,7 @@ mod tests {
         assert_eq!(JailStep::decode(&[1, 1, 0, 0, 1, 0, 0]), None);
         assert_eq!(JailStep::decode(&[2, 1, 0, 0, 1, 0, 0, 0]), None);
         assert_eq!(JailStep::decode(&[1, 0, 0, 0, 1, 0, 0, 0]), None);
-        assert_eq!(JailStep::decode(&[1, 31, 0, 0, 1, 0, 0, 0]), None);
+        assert_eq!(JailStep::decode(&[1, 33, 0, 0, 1, 0, 0, 0]), None);
         assert_eq!(JailStep::decode(&[1, 1, 1, 0, 1, 0, 0, 0]), None, "an argument where none belongs");
         assert_eq!(JailStep::decode(&[1, 17, 9, 0, 1, 0, 0, 0]), None, "no such resource");
         assert_eq!(JailStep::decode(&[1, 21, 0, 1, 1, 0, 0, 0]), None, "capability above 255");

@@ -163,6 +163,14 @@ pub(super) fn mark_cloexec_above_stdio() -> Result<(), Errno> {
     }
 }
 
+/// `unshare(CLONE_NEWCGROUP)`: a cgroup namespace rooted at the current cgroup.
+pub(super) fn unshare_cgroup_namespace() -> Result<(), Errno> {
+    // SAFETY: `unshare_unsafe` is unsafe because CLONE_FILES and CLONE_FS can invalidate
+    // fds or the cwd that Rust code relies on; CLONE_NEWCGROUP changes neither, only the
+    // view of /proc/self/cgroup.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+}
+
 /// Makes one of the escape probe's raw attempts. Only the attempts listed here reach the
 /// kernel; the others are made through rustix by the caller.
 pub(super) fn attempt_raw(attempt: super::escape::Attempt) -> Result<(), Errno> {
