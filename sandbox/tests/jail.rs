@@ -310,3 +310,46 @@ fn kill_ends_the_connector_and_its_namespace() {
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&jailed.wait().expect("wait")), Some(libc::SIGKILL));
     jailed.kill().expect("killing a dead connector is not an error");
 }
+
+#[test]
+fn a_failed_step_in_the_child_names_the_step() {
+    let Some(jail) = jail("a_failed_step_in_the_child_names_the_step") else { return };
+    let (_tmp, state) = state_dir();
+    // Another temp dir exists on the host but is not bound into the jail.
+    let other = tempfile::tempdir().expect("tempdir");
+    let outside = other.path().canonicalize().expect("canonical");
+    let spec = spec(&state, &["report"]).with_working_dir(&outside).expect("absolute");
+    match jail.spawn(&spec) {
+        Err(SandboxError::ChangeDir { path, source }) => {
+            assert_eq!(path, outside);
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_replaced_program_is_resolved_again() {
+    let Some(jail) = jail("a_replaced_program_is_resolved_again") else { return };
+    let (tmp, state) = state_dir();
+    let program = tmp.path().canonicalize().expect("canonical").join("connector");
+    std::fs::copy(PROBE, &program).expect("copy");
+    let spec_for = |program: &Path| {
+        let base = spec(&state, &[]);
+        SpawnSpec::new(program, &state)
+            .expect("spec")
+            .arg("exit")
+            .arg("3")
+            .with_isolation(base.isolation().clone())
+            .with_degradation(base.degradation())
+    };
+    let code = |jailed: Jailed| run(jailed).0.code();
+    assert_eq!(code(jail.spawn(&spec_for(&program)).expect("first")), Some(3));
+    // Replace it with a file that is no ELF binary: the cached resolution must not hide that.
+    std::fs::remove_file(&program).expect("remove");
+    std::fs::write(&program, b"#!/bin/sh\n").expect("write");
+    match jail.spawn(&spec_for(&program)) {
+        Err(SandboxError::ParseElf { path, .. }) => assert_eq!(path, program),
+        other => panic!("unexpected {other:?}"),
+    }
+}
