@@ -149,9 +149,15 @@ pub enum SandboxError {
     /// The jail cannot run on this CPU architecture.
     #[error("the jail does not support this CPU architecture")]
     UnsupportedArch,
-    /// The Linux jail needs root (the user-namespace path for an unprivileged supervisor is not built yet).
-    #[error("the linux jail needs root")]
-    JailNeedsRoot,
+    /// Writing the connector's user namespace id maps failed.
+    #[error("write {path}")]
+    WriteIdMap {
+        /// The `/proc/<pid>/…` file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// The spec cannot be compiled into a jail plan.
     #[error("compile the jail plan")]
     CompileJail {
@@ -253,6 +259,13 @@ pub enum SandboxError {
     /// Entering a new cgroup namespace failed in the child.
     #[error("enter a new cgroup namespace")]
     UnshareCgroup {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for the parent to map its ids failed in the child.
+    #[error("wait for the user namespace's id maps")]
+    WaitIdMap {
         /// The cause.
         #[source]
         source: io::Error,

@@ -353,3 +353,43 @@ fn a_replaced_program_is_resolved_again() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// The user-namespace path: the probe, run as uid 65534, jails itself with LinuxJail
+/// (`fcp-sandbox-probe jail STATE jail-report`).
+#[test]
+fn an_unprivileged_supervisor_jails_in_a_user_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let Some(_) = jail("an_unprivileged_supervisor_jails_in_a_user_namespace") else { return };
+    let (tmp, state) = state_dir();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir(&state).expect("state dir");
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+    let output = std::process::Command::new(PROBE)
+        .args(["jail".as_ref(), state.as_os_str(), "jail-report".as_ref()])
+        .uid(65534)
+        .gid(65534)
+        .env_clear()
+        .output()
+        .expect("run the probe as nobody");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    // Without root the supervisor cannot make cgroups here; everything else is in force.
+    assert_eq!(stderr.trim(), "missing: cgroups");
+    let got = json(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!((got["uid"].clone(), got["gid"].clone(), got["pid"].clone()), (json!(65534), json!(65534), json!(1)));
+    for set in ["CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"] {
+        assert_eq!(got["status"][set], json!("0000000000000000"), "{set}");
+    }
+    assert_eq!(got["status"]["NoNewPrivs"], json!("1"));
+    assert_eq!(got["status"]["Seccomp"], json!("2"));
+    let path = |p: &str| got["paths"][p].clone();
+    for p in ["/etc/shadow", "/home", "/root", "/sys"] {
+        assert_eq!(path(p)["exists"], json!(false), "{p}");
+    }
+    assert_eq!(path(&state.display().to_string())["write"], json!("ok"));
+    for p in ["/", "/tmp", "/usr", "/dev"] {
+        assert_ne!(path(p)["write"], json!("ok"), "{p}");
+    }
+}

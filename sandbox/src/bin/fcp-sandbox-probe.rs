@@ -20,6 +20,10 @@
 //!   ([`fcp_sandbox::escape::Attempt`]) and prints `allowed` or `denied ERRNO`; a
 //!   seccomp kill ends the process with SIGSYS instead.
 //! - `exec-self`: replaces itself with `fcp-sandbox-probe exit 0` (an exec attempt).
+//! - `jail STATE_DIR MODE…` (Linux): runs `fcp-sandbox-probe MODE…` through `LinuxJail`
+//!   with the minimal test manifest, allowing missing only the layers the backend lacks
+//!   (printed to stderr as `missing: …`), copies its stdout, and exits with its code
+//!   (or 128 + its signal). Run by a non-root user it exercises the user-namespace path.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -72,6 +76,8 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
                 Err(errno) => println!("denied {}", errno.raw_os_error()),
             }
         }
+        #[cfg(target_os = "linux")]
+        ["jail", state_dir, mode @ ..] => return jail(Path::new(state_dir), mode),
         ["exec-self"] => {
             use std::os::unix::process::CommandExt;
             let err = Command::new(env::current_exe()?).args(["exit", "0"]).exec();
@@ -226,4 +232,27 @@ fn jail_report() -> Result<(), Box<dyn Error>> {
     });
     println!("{report}");
     Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn jail(state_dir: &Path, mode: &[&str]) -> Result<ExitCode, Box<dyn Error>> {
+    use fcp_sandbox::{Layers, LinuxJail};
+    use std::os::unix::process::ExitStatusExt;
+
+    let manifest = fcp_policy::manifest::Manifest::parse(include_str!("../../tests/data/manifest_minimal.toml"))?;
+    let jail = LinuxJail::new()?;
+    let missing = Layers::ALL.difference(jail.layers());
+    eprintln!("missing: {missing}");
+    let spec = mode
+        .iter()
+        .fold(SpawnSpec::from_manifest(&manifest, env::current_exe()?, state_dir)?, |s, a| s.arg(*a))
+        .with_degradation(Degradation::AllowMissing(missing));
+    let mut jailed = jail.spawn(&spec)?;
+    let mut out = String::new();
+    jailed.take_stdout().ok_or("no stdout")?.read_to_string(&mut out)?;
+    print!("{out}");
+    io::stdout().flush()?;
+    let status = jailed.wait()?;
+    let code = status.code().or(status.signal().map(|s| 128 + s)).unwrap_or(255);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

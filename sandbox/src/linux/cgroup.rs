@@ -34,6 +34,15 @@ const ROOT: &str = "/sys/fs/cgroup";
 impl CgroupSupport {
     /// Finds the hierarchy from `/proc/self/cgroup`; `Err` says why there is none.
     pub(crate) fn detect() -> Result<CgroupSupport, String> {
+        let support = CgroupSupport::find()?;
+        for parent in support.parents() {
+            rustix::fs::access(parent, rustix::fs::Access::WRITE_OK)
+                .map_err(|e| format!("cannot make cgroups in {}: {e}", parent.display()))?;
+        }
+        Ok(support)
+    }
+
+    fn find() -> Result<CgroupSupport, String> {
         let own = fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("read /proc/self/cgroup: {e}"))?;
         let path_of = |controller: &str| {
             own.lines().find_map(|line| {
@@ -59,6 +68,14 @@ impl CgroupSupport {
             Ok(mount.join(path))
         };
         Ok(CgroupSupport::V1 { memory: v1("memory")?, cpu: v1("cpu")?, pids: v1("pids")? })
+    }
+
+    /// The directories new cgroups are made in.
+    fn parents(&self) -> Vec<&Path> {
+        match self {
+            CgroupSupport::V2 { parent } => vec![parent],
+            CgroupSupport::V1 { memory, cpu, pids } => vec![memory, cpu, pids],
+        }
     }
 
     /// Creates the cgroup of one connector with `limits` and opens its `cgroup.procs`.

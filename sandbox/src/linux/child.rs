@@ -44,6 +44,9 @@ pub(super) struct BindOp {
 pub(super) struct ChildPlan {
     /// The parent's end of the report pipe (the child closes its copy).
     pub(super) report_read: RawFd,
+    /// In a user namespace: the read end of the pipe on which the parent says the id maps
+    /// are written, and the parent's write end (the child closes its copy).
+    pub(super) id_maps: Option<(OwnedFd, RawFd)>,
     /// The child's end of the report pipe (close-on-exec).
     pub(super) report: OwnedFd,
     /// The child's ends of the stdio pipes.
@@ -91,6 +94,9 @@ pub(super) fn run(plan: &ChildPlan) -> (JailStep, Errno) {
 /// The child's entry point: runs, reports a failure on the pipe, exits.
 pub(super) fn main(plan: &ChildPlan) -> std::convert::Infallible {
     sys::close_inherited(plan.report_read);
+    if let Some((_, parent_end)) = &plan.id_maps {
+        sys::close_inherited(*parent_end);
+    }
     let (step, errno) = run(plan);
     // The write cannot block (an empty pipe takes 8 bytes); if it fails the parent sees
     // the child exit without exec.
@@ -102,6 +108,18 @@ fn steps(plan: &ChildPlan) -> Result<(), (JailStep, Errno)> {
     use JailStep as S;
     let at = |step: JailStep| move |e: Errno| (step, e);
 
+    if let Some((ready, _)) = &plan.id_maps {
+        // One byte once the parent wrote uid_map and gid_map; EOF if it gave up or died.
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(ready, &mut byte) {
+                Ok(1) => break,
+                Ok(_) => return Err((S::WaitIdMap, Errno::PIPE)),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err((S::WaitIdMap, e)),
+            }
+        }
+    }
     process::set_parent_process_death_signal(Some(process::Signal::KILL)).map_err(at(S::ParentDeathSignal))?;
     // The parent may have died before the death signal was armed: then nobody reads the
     // report pipe any more (the child closed its own copy of the read end).
@@ -212,7 +230,11 @@ fn steps(plan: &ChildPlan) -> Result<(), (JailStep, Errno)> {
         }
     }
     rustix::thread::clear_ambient_capability_set().map_err(at(S::ClearAmbient))?;
-    rustix::thread::set_thread_groups(&[]).map_err(at(S::SetGroups))?;
+    // In a user namespace setgroups is denied (so that dropping a group cannot grant
+    // access); the supervisor's own supplementary groups stay, unmapped.
+    if plan.id_maps.is_none() {
+        rustix::thread::set_thread_groups(&[]).map_err(at(S::SetGroups))?;
+    }
     let gid = rustix::process::Gid::from_raw(plan.gid);
     rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(at(S::SetGid))?;
     let uid = rustix::process::Uid::from_raw(plan.uid);

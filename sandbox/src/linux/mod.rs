@@ -57,8 +57,10 @@ const NAMESPACE_FLAGS: u64 =
 
 /// The Linux jail backend. See the module docs for what it does, in order.
 ///
-/// Today it needs root (the user-namespace path for an unprivileged supervisor comes
-/// later). Each connector gets a cgroup (v2, else v1) below the supervisor's with the
+/// When the supervisor is not root, the connector also gets a user namespace in which
+/// uid and gid 65534 map to the supervisor's own (its supplementary groups stay, as
+/// setgroups is denied there), and the jail's steps use the capabilities of that
+/// namespace. Each connector gets a cgroup (v2, else v1) below the supervisor's with the
 /// plan's memory, CPU and pids limits; `RLIMIT_AS` is then not set, since the cgroup
 /// limits resident memory. Landlock and cgroups are in force only when
 /// [`LinuxJail::new`] found them usable; otherwise they are reported missing in
@@ -75,6 +77,9 @@ pub struct LinuxJail {
     landlock: Option<LandlockSupport>,
     landlock_missing_reason: Option<String>,
     cgroups: Result<CgroupSupport, String>,
+    /// Whether the supervisor is not root: connectors then get a user namespace in which
+    /// the jail's uid and gid map to the supervisor's.
+    unprivileged: bool,
     /// Resolved binaries by program path, with the file identity they were resolved from.
     binaries: Mutex<HashMap<PathBuf, Arc<Resolved>>>,
 }
@@ -105,13 +110,13 @@ impl LinuxJail {
     /// The layers the backend puts in force when Landlock and cgroups are available.
     pub const LAYERS: Layers = Layers::ALL;
 
-    /// Checks the machine: a supported CPU architecture, root, and whether Landlock is
-    /// fully enforced (without it the backend still works, reporting the layer missing).
+    /// Checks the machine: a supported CPU architecture, whether Landlock is fully
+    /// enforced and whether cgroups can be made (without them the backend still works,
+    /// reporting the layers missing). A supervisor that is not root jails connectors in
+    /// a user namespace too.
     pub fn new() -> Result<LinuxJail, SandboxError> {
         let arch = Arch::native().ok_or(SandboxError::UnsupportedArch)?;
-        if !rustix::process::geteuid().is_root() {
-            return Err(SandboxError::JailNeedsRoot);
-        }
+        let unprivileged = !rustix::process::geteuid().is_root();
         let (landlock, landlock_missing_reason) = match LandlockSupport::probe() {
             Ok(support) => (Some(support), None),
             Err(e) => (None, Some(e.to_string())),
@@ -121,6 +126,7 @@ impl LinuxJail {
             landlock,
             landlock_missing_reason,
             cgroups: CgroupSupport::detect(),
+            unprivileged,
             binaries: Mutex::new(HashMap::new()),
         })
     }
@@ -195,7 +201,7 @@ impl Sandbox for LinuxJail {
         state_dir::prepare(spec.state_dir())?;
         let resolved = self.resolve(spec.program())?;
         let plan = self.plan(spec)?;
-        give_writable_paths(&plan, spec)?;
+        give_writable_paths(&plan, spec, !self.unprivileged)?;
 
         let (report_read, report_write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
         let (stdin_read, stdin_write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
@@ -216,15 +222,34 @@ impl Sandbox for LinuxJail {
         let cgroup_procs = cgroup.as_mut().map(Cgroup::take_procs).unwrap_or_default();
         let (cx, mut child_plan) = prepare(&plan, spec, self.landlock, &resolved, fds)?;
         child_plan.cgroup_procs = cgroup_procs;
+        let mut flags = NAMESPACE_FLAGS;
+        let mut maps_ready = None;
+        if self.unprivileged {
+            flags |= libc::CLONE_NEWUSER as u64;
+            let (read, write) = pipe(false).map_err(|source| SandboxError::ReportPipe { source })?;
+            child_plan.id_maps = Some((read, write.as_raw_fd()));
+            maps_ready = Some(write);
+        }
         if cgroup.is_some() {
             // The cgroup limits memory; an address-space limit would only break runtimes
             // that reserve more than they use (thread stacks, allocator arenas).
             child_plan.rlimits.retain(|(r, _)| *r != crate::spec::Resource::As);
         }
-        let cloned = sys::clone_into_namespaces(NAMESPACE_FLAGS, || child::main(&child_plan));
+        let cloned = sys::clone_into_namespaces(flags, || child::main(&child_plan));
         // The child's ends close here in the parent.
         drop(child_plan);
         let pid = cloned.map_err(|e| SandboxError::CloneNamespaces { source: e.into() })?;
+        if let Some(ready) = maps_ready {
+            if let Err(e) = write_id_maps(pid, plan.identity).and_then(|()| {
+                rustix::io::write(&ready, &[1])
+                    .map(drop)
+                    .map_err(|e| SandboxError::WriteIdMap { path: PathBuf::from("id map pipe"), source: e.into() })
+            }) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                return Err(e);
+            }
+        }
 
         // EOF means exec (the write end is close-on-exec) or death; a message means a failed step.
         let mut report = [0u8; step::LEN];
@@ -275,10 +300,26 @@ impl Sandbox for LinuxJail {
     }
 }
 
-/// Creates the writable paths below the state dir and gives them (and the state dir,
-/// when writable) to the jail's uid and gid. Writable paths outside the state dir are
+/// Maps the jail's uid and gid to the supervisor's in the child's user namespace.
+fn write_id_maps(pid: rustix::process::Pid, identity: fcp_policy::jail::Identity) -> Result<(), SandboxError> {
+    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    for (file, text) in [
+        ("setgroups", "deny".to_owned()),
+        ("uid_map", format!("{} {uid} 1", identity.uid)),
+        ("gid_map", format!("{} {gid} 1", identity.gid)),
+    ] {
+        let path = proc.join(file);
+        fs::write(&path, text).map_err(|source| SandboxError::WriteIdMap { path, source })?;
+    }
+    Ok(())
+}
+
+/// Creates the writable paths below the state dir and, when the supervisor is `root`, gives them (and the state dir, when writable) to the jail's uid and gid; in a
+/// user namespace the supervisor's own uid is the jail's. Writable paths outside the state dir are
 /// the operator's to own.
-fn give_writable_paths(plan: &JailPlan, spec: &SpawnSpec) -> Result<(), SandboxError> {
+fn give_writable_paths(plan: &JailPlan, spec: &SpawnSpec, root: bool) -> Result<(), SandboxError> {
     let (uid, gid) = (plan.identity.uid, plan.identity.gid);
     let state = spec.state_dir();
     for path in &spec.isolation().fs_writable_paths {
@@ -293,7 +334,7 @@ fn give_writable_paths(plan: &JailPlan, spec: &SpawnSpec) -> Result<(), SandboxE
             };
             fs::create_dir_all(target)
                 .map_err(|source| SandboxError::CreateStateDir { path: target.to_owned(), source })?;
-            let mut dir = Some(target);
+            let mut dir = Some(target).filter(|_| root);
             while let Some(d) = dir.filter(|d| d.starts_with(state)) {
                 chown(d)?;
                 dir = d.parent();
@@ -363,6 +404,24 @@ fn prepare(
                     BindAccess::ReadWrite => flags |= MountFlags::NODEV,
                     BindAccess::Device => flags |= MountFlags::NOEXEC,
                 }
+                // A remount must keep the flags the source's mount has (inside a user
+                // namespace they are locked), so they are added to the jail's.
+                let source_flags = rustix::fs::statvfs(source)
+                    .map_err(|e| SandboxError::BindSource { path: source.clone(), source: e.into() })?
+                    .f_flag;
+                for (from, to) in [
+                    (rustix::fs::StatVfsMountFlags::RDONLY, MountFlags::RDONLY),
+                    (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
+                    (rustix::fs::StatVfsMountFlags::NODEV, MountFlags::NODEV),
+                    (rustix::fs::StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
+                    (rustix::fs::StatVfsMountFlags::NOATIME, MountFlags::NOATIME),
+                    (rustix::fs::StatVfsMountFlags::NODIRATIME, MountFlags::NODIRATIME),
+                    (rustix::fs::StatVfsMountFlags::RELATIME, MountFlags::RELATIME),
+                ] {
+                    if source_flags.contains(from) {
+                        flags |= to;
+                    }
+                }
                 let runs_code = matches!(origin, BindOrigin::Program | BindOrigin::Interpreter | BindOrigin::Library);
                 if deny_exec && !runs_code {
                     flags |= MountFlags::NOEXEC;
@@ -420,6 +479,7 @@ fn prepare(
 
     let mut child = ChildPlan {
         report_read: fds.report_read,
+        id_maps: None,
         report: fds.report,
         stdin: fds.stdin,
         stdout: fds.stdout,

@@ -45,6 +45,7 @@ pub(crate) enum JailStep {
     Exec,
     EnterCgroup,
     UnshareCgroup,
+    WaitIdMap,
 }
 
 /// What the parent knows to name the objects of a failed step.
@@ -108,6 +109,7 @@ impl JailStep {
             Exec => (30, 0),
             EnterCgroup => (31, 0),
             UnshareCgroup => (32, 0),
+            WaitIdMap => (33, 0),
         }
     }
 
@@ -161,6 +163,7 @@ impl JailStep {
             (30, 0) => Exec,
             (31, 0) => EnterCgroup,
             (32, 0) => UnshareCgroup,
+            (33, 0) => WaitIdMap,
             _ => return None,
         };
         Some((step, errno))
@@ -208,6 +211,7 @@ impl JailStep {
             Exec => SandboxError::Exec { program: cx.program.clone(), source },
             EnterCgroup => SandboxError::EnterCgroup { source },
             UnshareCgroup => SandboxError::UnshareCgroup { source },
+            WaitIdMap => SandboxError::WaitIdMap { source },
         }
     }
 }
@@ -251,6 +255,7 @@ mod tests {
             Exec,
             EnterCgroup,
             UnshareCgroup,
+            WaitIdMap,
         ];
         steps.extend(Resource::ALL.map(Rlimit));
         steps
@@ -270,7 +275,7 @@ mod tests {
         assert_eq!(JailStep::decode(&[1, 1, 0, 0, 1, 0, 0]), None);
         assert_eq!(JailStep::decode(&[2, 1, 0, 0, 1, 0, 0, 0]), None);
         assert_eq!(JailStep::decode(&[1, 0, 0, 0, 1, 0, 0, 0]), None);
-        assert_eq!(JailStep::decode(&[1, 33, 0, 0, 1, 0, 0, 0]), None);
+        assert_eq!(JailStep::decode(&[1, 34, 0, 0, 1, 0, 0, 0]), None);
         assert_eq!(JailStep::decode(&[1, 1, 1, 0, 1, 0, 0, 0]), None, "an argument where none belongs");
         assert_eq!(JailStep::decode(&[1, 17, 9, 0, 1, 0, 0, 0]), None, "no such resource");
         assert_eq!(JailStep::decode(&[1, 21, 0, 1, 1, 0, 0, 0]), None, "capability above 255");
