@@ -393,3 +393,24 @@ fn an_unprivileged_supervisor_jails_in_a_user_namespace() {
         assert_ne!(path(p)["write"], json!("ok"), "{p}");
     }
 }
+
+#[test]
+fn a_readonly_path_behind_an_absolute_symlink_is_bound() {
+    let Some(jail) = jail("a_readonly_path_behind_an_absolute_symlink_is_bound") else { return };
+    let (tmp, state) = state_dir();
+    let base = tmp.path().canonicalize().expect("canonical");
+    let real = base.join("real");
+    std::fs::create_dir(&real).expect("dir");
+    std::fs::write(real.join("config"), b"x").expect("file");
+    let link = base.join("link");
+    std::os::unix::fs::symlink(&real, &link).expect("absolute symlink");
+    let mut isolation = spec(&state, &[]).isolation().clone();
+    isolation.fs_readonly_paths.push(SandboxPath::Absolute(link.display().to_string()));
+    let file = link.join("config").display().to_string();
+    let jailed = jail.spawn(&spec(&state, &["jail-report", &file]).with_isolation(isolation)).expect("spawned");
+    let (status, out, err) = run(jailed);
+    assert!(status.success(), "{status:?}: {err}");
+    let got = json(&out);
+    assert_eq!(got["paths"][&file]["read"], json!("ok"), "{}", got["paths"][&file]);
+    assert_ne!(got["paths"][&file]["write"], json!("ok"));
+}

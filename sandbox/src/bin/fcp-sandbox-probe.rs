@@ -12,10 +12,11 @@
 //!   prints its pid on a line, then sleeps.
 //! - `spawn-plain STATE_DIR`: spawns `fcp-sandbox-probe sleep 60` through
 //!   `PlainProcess`, prints its pid on a line, and exits at once without killing it.
-//! - `jail-report`: prints one JSON object of what a jail should have taken away: ids,
+//! - `jail-report [PATH…]`: prints one JSON object of what a jail should have taken away: ids,
 //!   hostname, the capability, no_new_privs and seccomp lines of `/proc/self/status`,
 //!   the capability sets as the `caps` crate reads them, and for a list of paths whether
-//!   they exist, can be read, and can be written (a file created and removed).
+//!   they exist, can be read, and can be written (a file created and removed); the
+//!   extra PATHs are looked at too.
 //! - `attempt NAME` (Linux): makes one escape attempt
 //!   ([`fcp_sandbox::escape::Attempt`]) and prints `allowed` or `denied ERRNO`; a
 //!   seccomp kill ends the process with SIGSYS instead.
@@ -67,7 +68,7 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
             // point is to see the death signal do it.
             std::process::exit(0);
         }
-        ["jail-report"] => jail_report()?,
+        ["jail-report", extra @ ..] => jail_report(extra)?,
         #[cfg(target_os = "linux")]
         ["attempt", name] => {
             let attempt: fcp_sandbox::escape::Attempt = name.parse()?;
@@ -167,7 +168,7 @@ const PATHS: [&str; 12] = [
     "/proc",
 ];
 
-fn jail_report() -> Result<(), Box<dyn Error>> {
+fn jail_report(extra: &[&str]) -> Result<(), Box<dyn Error>> {
     let status = fs::read_to_string("/proc/self/status")?;
     let field = |name: &str| -> Value {
         status
@@ -186,7 +187,7 @@ fn jail_report() -> Result<(), Box<dyn Error>> {
         }
     };
     let errno = |e: &io::Error| json!(e.raw_os_error().map_or_else(|| e.to_string(), |n| format!("errno {n}")));
-    let mut paths: Vec<String> = PATHS.iter().map(|p| (*p).to_owned()).collect();
+    let mut paths: Vec<String> = PATHS.iter().chain(extra).map(|p| (*p).to_owned()).collect();
     if let Some(state) = env::var_os(fcp_sandbox::CONNECTOR_STATE_VAR) {
         paths.push(state.to_string_lossy().into_owned());
     }

@@ -391,12 +391,15 @@ fn prepare(
                 add_points(&mut points, target, true);
             }
             Mount::Bind { source, target, access, required, origin } => {
-                let meta = match fs::metadata(source) {
-                    Ok(meta) => meta,
+                // Resolved on the host: below the old root an absolute symlink would point
+                // into the new one.
+                let real = match fs::canonicalize(source) {
+                    Ok(real) => real,
                     Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(SandboxError::BindSource { path: source.clone(), source: e }),
                 };
-                let is_dir = meta.is_dir();
+                let is_dir = real.is_dir();
+                let source = &real;
                 add_points(&mut points, target, is_dir);
                 let mut flags = MountFlags::NOSUID;
                 match access {
