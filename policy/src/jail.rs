@@ -475,6 +475,68 @@ impl JailPlan {
     }
 }
 
+/// The plan as text for an operator (`fcp sandbox explain`); `--json` is the serde form.
+impl fmt::Display for JailPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |v: &[Namespace]| v.iter().map(|n| format!("{n:?}").to_lowercase()).collect::<Vec<_>>().join(", ");
+        writeln!(f, "namespaces: {} (and user, when the supervisor is not root)", names(&self.namespaces))?;
+        writeln!(f, "hostname: {}", self.hostname)?;
+        writeln!(f, "runs as: uid {} gid {}", self.identity.uid, self.identity.gid)?;
+        writeln!(f, "mounts:")?;
+        for mount in &self.mounts {
+            match mount {
+                Mount::TmpfsRoot { size_bytes } => {
+                    writeln!(f, "  tmpfs {:<40} size {size_bytes}, read-only once populated", "/")?
+                }
+                Mount::Bind { source, target, access, required, origin } => {
+                    let access = match access {
+                        BindAccess::ReadOnly => "ro",
+                        BindAccess::ReadWrite => "rw",
+                        BindAccess::Device => "dev",
+                    };
+                    let from = if source == target { String::new() } else { format!(" <- {}", source.display()) };
+                    let optional = if *required { "" } else { ", if present" };
+                    writeln!(f, "  {access:<5} {:<40} {origin:?}{optional}{from}", target.display())?;
+                }
+                Mount::Proc { target } => writeln!(f, "  proc  {:<40} fresh, processes only", target.display())?,
+            }
+        }
+        writeln!(f, "landlock (every other path denied):")?;
+        for rule in &self.landlock.rules {
+            let access: Vec<String> = rule.access.iter().map(|a| format!("{a:?}")).collect();
+            writeln!(f, "  {:<46} {}", rule.path.display(), access.join(" "))?;
+        }
+        let seccomp = &self.seccomp;
+        writeln!(
+            f,
+            "seccomp ({}): {} syscalls allowed, anything else {:?}",
+            seccomp.arch,
+            seccomp.allow.len(),
+            seccomp.default_action
+        )?;
+        for denied in &seccomp.deny {
+            let when = if denied.rule.when.is_empty() { "" } else { " (some arguments)" };
+            writeln!(f, "  {:<22} {:?}{when}: {}", denied.rule.syscall, denied.action, denied.reason)?;
+        }
+        let limits = &self.limits;
+        let memory = limits.memory_bytes.map_or_else(|| "unlimited".to_owned(), |b| format!("{} MiB", b >> 20));
+        writeln!(
+            f,
+            "limits: memory {memory}, cpu {}% ({} us per {} us), pids {}, wall clock {} ms",
+            limits.cpu_percent,
+            limits.cpu_quota_us(),
+            JailLimits::CPU_PERIOD_US,
+            limits.pids_max,
+            limits.wall_clock_ms
+        )?;
+        write!(
+            f,
+            "privileges: no_new_privs {}, every capability dropped and securebits locked {}",
+            self.no_new_privs, self.drop_capabilities
+        )
+    }
+}
+
 /// Why a manifest cannot be compiled into a jail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1404,6 +1466,34 @@ deny_ptrace = true
         assert_eq!(plan.limits.memory_bytes, None);
         assert_eq!(plan.limits.cpu_quota_us(), 150_000);
         assert_eq!(plan.limits.wall_clock_ms, 5);
+    }
+
+    #[test]
+    fn the_explanation_names_every_layer() {
+        let plan = compile_section(&section(), &inputs(Arch::X86_64)).expect("plan");
+        let text = plan.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "namespaces: mount, pid, ipc, uts, cgroup, net (and user, when the supervisor is not root)"
+        );
+        assert_eq!(lines[2], "runs as: uid 65534 gid 65534");
+        for needle in [
+            "  tmpfs /",
+            "  rw    /var/lib/fcp/minimal",
+            "  ro    /usr                                     ReadonlyPath",
+            "  ro    /lib64/ld-linux-x86-64.so.2              Interpreter <- /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            "  dev   /dev/null",
+            "  proc  /proc",
+            "  /usr                                           ReadFile ReadDir",
+            "  ptrace                 KillProcess: debugging another process",
+            "  clone3                 Errno(38): its flags cannot be filtered; libc falls back to clone",
+            "  execve                 KillProcess (some arguments): deny_exec",
+            "limits: memory 64 MiB, cpu 20% (20000 us per 100000 us), pids 1024, wall clock 1000 ms",
+        ] {
+            assert!(lines.iter().any(|l| l.starts_with(needle)), "no line starts with {needle:?} in\n{text}");
+        }
+        assert!(text.ends_with("every capability dropped and securebits locked true"), "{text}");
     }
 
     #[test]
