@@ -366,7 +366,10 @@ fn an_unprivileged_supervisor_jails_in_a_user_namespace() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::create_dir(&state).expect("state dir");
     std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
-    let output = std::process::Command::new(PROBE)
+    // A copy nobody can reach wherever the checkout is (CI's may be below a 0700 dir).
+    let probe = tmp.path().join("probe");
+    std::fs::copy(PROBE, &probe).expect("copy the probe");
+    let output = std::process::Command::new(&probe)
         .args(["jail".as_ref(), state.as_os_str(), "jail-report".as_ref()])
         .uid(65534)
         .gid(65534)
