@@ -14,7 +14,7 @@
 //!
 //! - [`LinuxJail`] (Linux): the full jail, installing a compiled
 //!   [`fcp_policy::jail::JailPlan`] (namespaces, pivot_root, Landlock, seccomp,
-//!   capability drop); cgroups come later.
+//!   capability drop, cgroups), and [`escape`], the attempts of the escape probe.
 //!
 //! All unsafe code lives in `src/sys/` and `src/linux/sys.rs`.
 

@@ -1,14 +1,16 @@
 //! [`LinuxJail`]: the Linux backend that installs a [`JailPlan`] between fork and exec.
 //!
 //! For each spawn the parent, before forking:
-//! 1. resolves the binary's loader and libraries (`binary`) and compiles the spec into a
-//!    plan with [`fcp_policy::jail::compile_section`];
-//! 2. prepares everything the child needs as plain data (`child::ChildPlan`): paths as
-//!    C strings, the Landlock ruleset with every host-path rule (`landlock`), the
-//!    seccomp programs (`seccomp`), argv and envp;
-//! 3. clones into new mount, pid, ipc, uts, cgroup and network namespaces (`sys`).
+//! 1. resolves the binary's loader and libraries (`binary`, cached per program) and
+//!    compiles the spec into a plan with [`fcp_policy::jail::compile_section`];
+//! 2. creates the connector's cgroup (`cgroup`) and prepares everything the child needs
+//!    as plain data (`child::ChildPlan`): paths as C strings, the Landlock ruleset with
+//!    every host-path rule (`landlock`), the seccomp programs (`seccomp`), argv and envp;
+//! 3. clones into new mount, pid, ipc, uts and network namespaces, and a user namespace
+//!    when it is not root, whose id maps it then writes (`sys`).
 //!
-//! The child then only makes direct syscalls (`child`): death signal, stdio, session,
+//! The child then only makes direct syscalls (`child`): its cgroup and a cgroup
+//! namespace rooted there, death signal, stdio, session,
 //! hostname; a fresh tmpfs root with the plan's binds, `pivot_root`, a fresh `/proc`,
 //! the old root detached and the new root read-only; loopback up; rlimits; fds above 2
 //! close-on-exec; the `/proc` Landlock rule; securebits locked, every capability dropped
