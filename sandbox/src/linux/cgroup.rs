@@ -153,9 +153,9 @@ impl Drop for Cgroup {
         // The connector was reaped; its pid namespace's last processes may take a moment
         // to leave the cgroup.
         for dir in self.dirs.iter().rev() {
-            for _ in 0..100 {
+            for _ in 0..1000 {
                 match fs::remove_dir(dir) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(2)),
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_micros(200)),
                     _ => break,
                 }
             }
