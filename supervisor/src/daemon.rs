@@ -62,6 +62,8 @@ struct Installed {
 }
 
 struct State {
+    /// When this node's current attestation expires.
+    attested_until: u64,
     /// Zones whose stored chain ends before their signed head: nothing is appended to
     /// them (appending would hide the loss) until the owner repairs the store.
     broken: HashMap<ZoneId, String>,
@@ -148,6 +150,7 @@ impl Daemon {
         let now = now();
         let mut trust = TrustStore::new(home.owner.public());
         let att = home.attest(now).map_err(|e| fail("home.error", e.to_string()))?;
+        let attested_until = att.expires_at;
         trust.add_attestation(att, now).map_err(|e| fail("home.error", e.to_string()))?;
         let mut views = HashMap::new();
         let mut chains = HashMap::new();
@@ -208,7 +211,7 @@ impl Daemon {
             sandbox,
             degradation,
             store,
-            state: Mutex::new(State { broken, trust, views, chains, installed }),
+            state: Mutex::new(State { attested_until, broken, trust, views, chains, installed }),
             instances: Mutex::new(HashMap::new()),
         })
     }
@@ -1298,6 +1301,21 @@ impl Daemon {
         for (_, inst) in map {
             inst.lock().await.stop().await;
         }
+    }
+
+    /// Re-issues this node's attestation when less than an hour of its 24 h is left, so
+    /// tokens keep verifying.
+    pub async fn refresh_attestation(&self) -> Result<(), RequestFailure> {
+        let now = now();
+        let mut st = self.state.lock().await;
+        if st.attested_until > now + 3600 {
+            return Ok(());
+        }
+        let att = self.home.attest(now).map_err(|e| fail("home.error", e.to_string()))?;
+        let until = att.expires_at;
+        st.trust.add_attestation(att, now).map_err(|e| fail("home.error", e.to_string()))?;
+        st.attested_until = until;
+        Ok(())
     }
 
     /// Asks every running connector for `health`; one that does not answer, or answers

@@ -151,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         tokio::time::sleep(Duration::from_secs(10)).await;
                         reaper.reap_idle(Duration::from_secs(idle_secs)).await;
                         reaper.health_check().await;
+                        if let Err(e) = reaper.refresh_attestation().await {
+                            tracing::error!("cannot refresh the node attestation: {}", e.message);
+                        }
                     }
                 });
                 let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
