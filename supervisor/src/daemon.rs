@@ -1094,18 +1094,10 @@ impl Daemon {
             "cbor": hex::encode(cbor::to_vec(&receipt).map_err(|e| fail("internal", e.to_string()))?),
         });
         let draft = EventDraft {
-            event_type: "capability.invoke".into(),
-            actor: call.principal.clone(),
-            occurred_at: executed_at,
-            trace_context: trace,
-            connector_id: Some(call.connector.clone()),
-            operation: Some(call.operation.clone()),
             capability_token_jti: allowed.token.jti().map(<[u8]>::to_vec),
             request_object_id: Some(request_object_id),
             result_object_id: receipt.outcome_object_ids.first().copied(),
-            details: [("request_id".to_owned(), request_id.clone()), ("decision".to_owned(), "allow".to_owned())]
-                .into(),
-            ..EventDraft::default()
+            ..call_event("capability.invoke", &call, &request_id, executed_at, trace, ("decision", "allow"))
         };
         let seq = st.chains.get(&zone).map(AuditChain::next_seq).unwrap_or(0);
         let record = DecisionRecord {
@@ -1120,10 +1112,7 @@ impl Daemon {
             audit_seq: seq,
             decided_at: now,
         };
-        self.commit_record(&mut st, &zone, draft, &record, call.idempotency_key.as_deref())?;
-        let mut out = serde_json::to_value(&record).map_err(|e| fail("internal", e.to_string()))?;
-        out["replayed"] = json!(false);
-        Ok(out)
+        self.commit_record(&mut st, &zone, draft, &record, call.idempotency_key.as_deref())
     }
 
     /// The earlier decision record under an idempotency key, marked `replayed`; a key
@@ -1144,6 +1133,8 @@ impl Daemon {
         Ok(rec)
     }
 
+    /// Commits a decision record with its audit event (and idempotency key) and returns
+    /// the answer: the record, `replayed: false`.
     fn commit_record(
         &self,
         st: &mut State,
@@ -1151,7 +1142,7 @@ impl Daemon {
         draft: EventDraft,
         record: &DecisionRecord,
         idem: Option<&str>,
-    ) -> Result<u64, RequestFailure> {
+    ) -> Result<Value, RequestFailure> {
         let bytes = serde_json::to_vec(record).map_err(|e| fail("internal", e.to_string()))?;
         let z = zone.as_str().to_owned();
         let batch = Batch {
@@ -1159,7 +1150,10 @@ impl Daemon {
             idempotency: idem.map(|k| (z.as_str(), k.to_owned(), record.request_id.clone())),
             ..Batch::default()
         };
-        self.commit_with_event(st, zone, draft, batch)
+        self.commit_with_event(st, zone, draft, batch)?;
+        let mut out = serde_json::to_value(record).map_err(|e| fail("internal", e.to_string()))?;
+        out["replayed"] = json!(false);
+        Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1177,7 +1171,30 @@ impl Daemon {
         let inputs = json!({ "zone": zone.to_string(), "principal": call.principal, "connector": call.connector, "operation": call.operation, "token_present": call.token_b64.is_some() });
         self.record_denial(st, zone, request_id, call, code, &message, inputs, trace, now)
     }
+}
 
+/// The audit event of one invocation's outcome.
+fn call_event(
+    event_type: &str,
+    call: &InvokeCall,
+    request_id: &str,
+    at: u64,
+    trace: Option<TraceContext>,
+    detail: (&str, &str),
+) -> EventDraft {
+    EventDraft {
+        event_type: event_type.into(),
+        actor: call.principal.clone(),
+        occurred_at: at,
+        trace_context: trace,
+        connector_id: Some(call.connector.clone()),
+        operation: Some(call.operation.clone()),
+        details: [("request_id".to_owned(), request_id.to_owned()), (detail.0.to_owned(), detail.1.to_owned())].into(),
+        ..EventDraft::default()
+    }
+}
+
+impl Daemon {
     #[allow(clippy::too_many_arguments)]
     fn record_denial(
         &self,
@@ -1215,15 +1232,8 @@ impl Daemon {
             "signature": hex::encode(receipt.signature),
         });
         let draft = EventDraft {
-            event_type: "capability.denied".into(),
-            actor: call.principal.clone(),
-            occurred_at: now,
-            trace_context: trace,
-            connector_id: Some(call.connector.clone()),
-            operation: Some(call.operation.clone()),
             request_object_id: Some(request_object_id),
-            details: [("request_id".to_owned(), request_id.to_owned()), ("reason".to_owned(), code.to_owned())].into(),
-            ..EventDraft::default()
+            ..call_event("capability.denied", call, request_id, now, trace, ("reason", code))
         };
         let seq = st.chains.get(zone).map(AuditChain::next_seq).unwrap_or(0);
         let record = DecisionRecord {
@@ -1240,10 +1250,7 @@ impl Daemon {
         };
         // A denial is not cached under the idempotency key either: it ran nothing, and
         // caching it would let any caller, tokenless, take over another's key.
-        self.commit_record(st, zone, draft, &record, None)?;
-        let mut out = serde_json::to_value(&record).map_err(|e| fail("internal", e.to_string()))?;
-        out["replayed"] = json!(false);
-        Ok(out)
+        self.commit_record(st, zone, draft, &record, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1259,16 +1266,7 @@ impl Daemon {
         trace: Option<TraceContext>,
         now: u64,
     ) -> Result<Value, RequestFailure> {
-        let draft = EventDraft {
-            event_type: "capability.invoke_failed".into(),
-            actor: call.principal.clone(),
-            occurred_at: now,
-            trace_context: trace,
-            connector_id: Some(call.connector.clone()),
-            operation: Some(call.operation.clone()),
-            details: [("request_id".to_owned(), request_id.to_owned()), ("error".to_owned(), code.to_owned())].into(),
-            ..EventDraft::default()
-        };
+        let draft = call_event("capability.invoke_failed", call, request_id, now, trace, ("error", code));
         let seq = st.chains.get(zone).map(AuditChain::next_seq).unwrap_or(0);
         let record = DecisionRecord {
             request_id: request_id.to_owned(),
@@ -1283,10 +1281,7 @@ impl Daemon {
             decided_at: now,
         };
         // A failed call is not cached under its idempotency key: a retry runs again.
-        self.commit_record(st, zone, draft, &record, None)?;
-        let mut out = serde_json::to_value(&record).map_err(|e| fail("internal", e.to_string()))?;
-        out["replayed"] = json!(false);
-        Ok(out)
+        self.commit_record(st, zone, draft, &record, None)
     }
 
     /// Makes every acknowledged transaction durable on disk (journal mode; a no-op in
