@@ -2,117 +2,24 @@
 //! supervisor would: configure, health, introspect, handshake, invoke, simulate,
 //! self_check, shutdown, then EOF (host-protocol §3, §4, §11).
 
-use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::Duration;
+use std::process::Command;
 
 use fcp_policy::manifest::Manifest;
 use fcp_proto::host::{
-    Dialect, DialectObserver, ErrorCode, Event, FcpError, Framer, HandshakeRequest, HealthState, InvokeRequest, Method,
-    Reply, ReplyBody, Request, SelfCheckStatus, Shape, Shaped, ShutdownRequest, SimulateRequest, TokenBytes,
+    Dialect, ErrorCode, Event, FcpError, HandshakeRequest, HealthState, InvokeRequest, Method, ReplyBody, Request,
+    SelfCheckStatus, Shape, Shaped, ShutdownRequest, SimulateRequest, TokenBytes,
 };
 use fcp_proto::id::{CanonicalId, ZoneId};
+use fcp_sdk::testing::Host;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 const MANIFEST: &str = include_str!("../manifest.toml");
-/// The per-direction limit of host-protocol §1.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The supervisor's end of one `fcp-echo` process.
-struct Host {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<Vec<u8>>,
-    framer: Framer,
-    dialect: DialectObserver,
-}
-
-impl Host {
-    fn spawn() -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fcp-echo"))
-            .env_clear()
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fcp-echo");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut buf) {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Host { child, stdin, stdout: rx, framer: Framer::new(), dialect: DialectObserver::default() }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(bytes).and_then(|()| stdin.flush()).expect("write to fcp-echo");
-    }
-
-    /// Reads stdout until the framer has something to say; EOF is an empty read.
-    fn events(&mut self) -> Vec<Event> {
-        loop {
-            let events = match self.stdout.recv_timeout(IO_TIMEOUT) {
-                Ok(bytes) => self.framer.push(&bytes),
-                Err(mpsc::RecvTimeoutError::Disconnected) => self.framer.eof(),
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("fcp-echo did not answer within 10 s"),
-            };
-            if !events.is_empty() {
-                return events;
-            }
-        }
-    }
-
-    fn call(&mut self, request: Request) -> Reply {
-        let out = self.framer.send(&request).expect("channel usable");
-        self.write(&out.bytes);
-        match self.events().as_slice() {
-            [Event::Reply(reply)] => {
-                assert_eq!((reply.id, reply.method), (out.id, request.method()));
-                self.dialect.observe(reply);
-                (**reply).clone()
-            }
-            other => panic!("{request:?}: {other:?}"),
-        }
-    }
-
-    fn ok(&mut self, request: Request) -> ReplyBody {
-        let reply = self.call(request);
-        reply.outcome.unwrap_or_else(|f| panic!("{:?} failed: {f:?}", reply.method))
-    }
-
-    fn code(&mut self, request: Request) -> ErrorCode {
-        self.call(request).outcome.map(|_| ()).expect_err("a failure").code()
-    }
-
-    /// Closes stdin; the connector must exit 0 and have logged nothing at `warn`.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let events = self.events();
-        assert!(matches!(events.as_slice(), [Event::Poisoned { error, in_flight: None }] if error.code() == "eof"));
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "{status}");
-        let mut stderr = String::new();
-        self.child.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read stderr");
-        assert_eq!(stderr, "");
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn spawn() -> Host {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fcp-echo"));
+    cmd.env_clear().env("RUST_LOG", "warn");
+    Host::spawn(cmd)
 }
 
 fn id(s: &str) -> CanonicalId {
@@ -153,7 +60,7 @@ fn simulate(operation: &str) -> Request {
 
 #[test]
 fn full_life_cycle() {
-    let mut host = Host::spawn();
+    let mut host = spawn();
 
     let ReplyBody::Health(h) = host.ok(Request::Health) else { panic!("health") };
     assert_eq!((h.state, h.shape), (HealthState::Degraded { reason: "not configured".into() }, Shape::Typed));
@@ -190,7 +97,7 @@ fn full_life_cycle() {
     let ReplyBody::SelfCheck(Shaped::Typed(sc)) = host.ok(Request::SelfCheck) else { panic!("self_check") };
     assert_eq!(sc.status, SelfCheckStatus::Ok);
     assert_eq!(host.code(Request::Subscribe(Default::default())), ErrorCode::STREAMING_NOT_SUPPORTED);
-    assert_eq!(host.dialect.dialect(), Some(Dialect::Typed));
+    assert_eq!(host.dialect().dialect(), Some(Dialect::Typed));
 
     let shutdown = ShutdownRequest { deadline_ms: Some(1000), drain: Some(false), reason: None };
     assert_eq!(host.ok(Request::Shutdown(shutdown)), ReplyBody::Shutdown(json!({"status": "shutdown_accepted"})));
@@ -209,7 +116,7 @@ macro_rules! wire {
 #[test]
 fn introspection_matches_the_manifest() {
     let manifest = Manifest::parse(MANIFEST).expect("valid manifest");
-    let mut host = Host::spawn();
+    let mut host = spawn();
     let ReplyBody::Introspect(Shaped::Typed(catalogue)) = host.ok(Request::Introspect) else { panic!("typed") };
     let ids: Vec<&str> = catalogue.operations.iter().map(|op| op.id.as_str()).collect();
     let declared: Vec<&str> = manifest.operations.keys().map(CanonicalId::as_str).collect();
@@ -235,7 +142,7 @@ fn introspection_matches_the_manifest() {
 /// treat as desync), and so is a line over the 64 KiB cap; the process reads on.
 #[test]
 fn malformed_lines() {
-    let mut host = Host::spawn();
+    let mut host = spawn();
     host.write(b"{\"jsonrpc\":\"2.0\",\"id\":\"x:1\",\"method\":\"frobnicate\",\"params\":{}}\n");
     host.write(b"not json\n");
     let mut long = vec![b' '; 70 * 1024];
@@ -245,7 +152,7 @@ fn malformed_lines() {
     let mut lines = Vec::new();
     let mut pending = Vec::new();
     while lines.len() < 4 {
-        pending.extend(host.stdout.recv_timeout(IO_TIMEOUT).expect("answers"));
+        pending.extend(host.read_raw().expect("answers"));
         while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=nl).collect();
             lines.push(serde_json::from_slice::<Value>(&line).expect("JSON"));
@@ -258,8 +165,8 @@ fn malformed_lines() {
     assert_eq!((&lines[3]["id"], &lines[3]["result"]["status"]["state"]), (&json!(7), &json!("degraded")));
 
     // The same id-less answer through the framer: the supervisor's channel is poisoned.
-    let mut host = Host::spawn();
-    let out = host.framer.send(&Request::Health).expect("send");
+    let mut host = spawn();
+    let out = host.framer().send(&Request::Health).expect("send");
     host.write(b"garbage\n");
     host.write(&out.bytes);
     let events = host.events();

@@ -2,119 +2,43 @@
 //! through fcp-proto's host codec, as a supervisor would (host-protocol §3, §4): configure,
 //! handshake, the three operations, the refusals, self_check, shutdown, then EOF.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::Duration;
+use std::process::Command;
 
 use fcp_policy::manifest::Manifest;
 use fcp_proto::host::{
-    ErrorCode, Event, FcpError, Framer, HandshakeRequest, HealthState, InvokeRequest, Reply, ReplyBody, Request,
-    SelfCheckStatus, Shaped, ShutdownRequest, TokenBytes,
+    ErrorCode, FcpError, HandshakeRequest, HealthState, InvokeRequest, ReplyBody, Request, SelfCheckStatus, Shaped,
+    ShutdownRequest, TokenBytes,
 };
 use fcp_proto::id::{CanonicalId, ZoneId};
+use fcp_sdk::testing::Host;
 use serde_json::{json, Map, Value};
 
 const MANIFEST: &str = include_str!("../manifest.toml");
-/// The per-direction limit of host-protocol §1.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The supervisor's end of one `fcp-fs` process.
-struct Host {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<Vec<u8>>,
-    framer: Framer,
+fn spawn(state: &Path) -> Host {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fcp-fs"));
+    cmd.env_clear().env("CONNECTOR_STATE", state).env("RUST_LOG", "warn").current_dir(state);
+    Host::spawn(cmd)
 }
 
-impl Host {
-    fn spawn(state: &Path) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fcp-fs"))
-            .env_clear()
-            .env("CONNECTOR_STATE", state)
-            .env("RUST_LOG", "warn")
-            .current_dir(state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fcp-fs");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut buf) {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Host { child, stdin, stdout: rx, framer: Framer::new() }
-    }
-
-    fn events(&mut self) -> Vec<Event> {
-        loop {
-            let events = match self.stdout.recv_timeout(IO_TIMEOUT) {
-                Ok(bytes) => self.framer.push(&bytes),
-                Err(mpsc::RecvTimeoutError::Disconnected) => self.framer.eof(),
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("fcp-fs did not answer within 10 s"),
-            };
-            if !events.is_empty() {
-                return events;
-            }
-        }
-    }
-
-    fn call(&mut self, request: Request) -> Reply {
-        let out = self.framer.send(&request).expect("channel usable");
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(&out.bytes).and_then(|()| stdin.flush()).expect("write to fcp-fs");
-        match self.events().as_slice() {
-            [Event::Reply(reply)] => {
-                assert_eq!((reply.id, reply.method), (out.id, request.method()));
-                (**reply).clone()
-            }
-            other => panic!("{request:?}: {other:?}"),
-        }
-    }
-
-    fn ok(&mut self, request: Request) -> ReplyBody {
-        let reply = self.call(request);
-        reply.outcome.unwrap_or_else(|f| panic!("{:?} failed: {f:?}", reply.method))
-    }
-
+/// What these tests ask of the connector beyond the shared harness.
+trait FsHost {
     /// Invokes `operation` and returns its output.
+    fn invoke(&mut self, operation: &str, input: Value) -> Value;
+    /// Invokes `operation`, which must fail, and returns the typed error.
+    fn refused(&mut self, operation: &str, input: Value) -> FcpError;
+}
+
+impl FsHost for Host {
     fn invoke(&mut self, operation: &str, input: Value) -> Value {
         let ReplyBody::Invoke(r) = self.ok(invoke(operation, input)) else { panic!("invoke") };
         r.response.result.expect("a result")
     }
 
-    /// Invokes `operation`, which must fail, and returns the typed error.
     fn refused(&mut self, operation: &str, input: Value) -> FcpError {
         let failure = self.call(invoke(operation, input)).outcome.expect_err("a failure");
         failure.typed().cloned().expect("a typed error in the envelope")
-    }
-
-    /// Closes stdin; the connector must exit 0 and have logged nothing at `warn`.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let events = self.events();
-        assert!(matches!(events.as_slice(), [Event::Poisoned { error, in_flight: None }] if error.code() == "eof"));
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "{status}");
-        let mut stderr = String::new();
-        self.child.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read stderr");
-        assert_eq!(stderr, "");
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -133,7 +57,7 @@ fn invoke(operation: &str, input: Value) -> Request {
 }
 
 fn started(state: &Path, config: Value) -> Host {
-    let mut host = Host::spawn(state);
+    let mut host = spawn(state);
     let Value::Object(config) = config else { panic!("config is an object") };
     assert_eq!(host.ok(Request::Configure(config)), ReplyBody::Configure(json!({"status": "configured"})));
     let ReplyBody::Handshake(Shaped::Typed(_)) = host.ok(handshake()) else { panic!("typed handshake") };
@@ -143,7 +67,7 @@ fn started(state: &Path, config: Value) -> Host {
 #[test]
 fn files_round_trip_under_the_default_root() {
     let state = tempfile::tempdir().expect("state dir");
-    let mut host = Host::spawn(state.path());
+    let mut host = spawn(state.path());
     let ReplyBody::Health(h) = host.ok(Request::Health) else { panic!("health") };
     assert_eq!(h.state, HealthState::Degraded { reason: "not configured".into() });
     let bad = Map::from_iter([("root".to_owned(), json!("relative/dir"))]);
@@ -230,7 +154,7 @@ macro_rules! wire {
 fn introspection_matches_the_manifest() {
     let manifest = Manifest::parse(MANIFEST).expect("valid manifest");
     let state = tempfile::tempdir().expect("state dir");
-    let mut host = Host::spawn(state.path());
+    let mut host = spawn(state.path());
     let ReplyBody::Introspect(Shaped::Typed(catalogue)) = host.ok(Request::Introspect) else { panic!("typed") };
     let ids: Vec<&str> = catalogue.operations.iter().map(|op| op.id.as_str()).collect();
     let declared: Vec<&str> = manifest.operations.keys().map(CanonicalId::as_str).collect();

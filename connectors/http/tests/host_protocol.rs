@@ -4,89 +4,43 @@
 //! config (`allow_plain_http` and an `allow_hosts` entry for it); every other URL must
 //! be refused before a connection is made.
 
+use fcp_sdk::testing::IO_TIMEOUT;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use fcp_policy::manifest::Manifest;
-use fcp_proto::host::{
-    ErrorCode, Event, FcpError, Framer, HandshakeRequest, InvokeRequest, Reply, ReplyBody, Request, Shaped, TokenBytes,
-};
+use fcp_proto::host::{ErrorCode, FcpError, HandshakeRequest, InvokeRequest, ReplyBody, Request, Shaped, TokenBytes};
 use fcp_proto::id::{CanonicalId, ZoneId};
+use fcp_sdk::testing::Host;
 use serde_json::{json, Value};
 
 const MANIFEST: &str = include_str!("../manifest.toml");
-/// The per-direction limit of host-protocol §1.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The supervisor's end of one `fcp-http` process.
-struct Host {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<Vec<u8>>,
-    framer: Framer,
+/// Spawns with an empty environment plus `env`.
+fn spawn(env: &[(&str, &str)]) -> Host {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fcp-http"));
+    cmd.env_clear().env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Host::spawn(cmd)
 }
 
-impl Host {
-    /// Spawns with an empty environment plus `env`.
-    fn spawn(env: &[(&str, &str)]) -> Host {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fcp-http"));
-        cmd.env_clear().env("RUST_LOG", "warn");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child =
-            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn fcp-http");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut buf) {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Host { child, stdin, stdout: rx, framer: Framer::new() }
-    }
+/// What these tests ask of the connector beyond the shared harness.
+trait HttpHost {
+    /// Sends `configure`; the error code when refused.
+    fn configure(&mut self, config: Value) -> Result<(), ErrorCode>;
+    /// Invokes `operation` and returns its output.
+    fn invoke(&mut self, operation: &str, input: Value) -> Value;
+    /// Invokes `operation`, which must fail, and returns the typed error.
+    fn refused(&mut self, operation: &str, input: Value) -> FcpError;
+}
 
-    fn events(&mut self) -> Vec<Event> {
-        loop {
-            let events = match self.stdout.recv_timeout(IO_TIMEOUT) {
-                Ok(bytes) => self.framer.push(&bytes),
-                Err(mpsc::RecvTimeoutError::Disconnected) => self.framer.eof(),
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("fcp-http did not answer within 10 s"),
-            };
-            if !events.is_empty() {
-                return events;
-            }
-        }
-    }
-
-    fn call(&mut self, request: Request) -> Reply {
-        let out = self.framer.send(&request).expect("channel usable");
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(&out.bytes).and_then(|()| stdin.flush()).expect("write to fcp-http");
-        match self.events().as_slice() {
-            [Event::Reply(reply)] => {
-                assert_eq!((reply.id, reply.method), (out.id, request.method()));
-                (**reply).clone()
-            }
-            other => panic!("{request:?}: {other:?}"),
-        }
-    }
-
-    fn ok(&mut self, request: Request) -> ReplyBody {
-        let reply = self.call(request);
-        reply.outcome.unwrap_or_else(|f| panic!("{:?} failed: {f:?}", reply.method))
-    }
-
+impl HttpHost for Host {
     fn configure(&mut self, config: Value) -> Result<(), ErrorCode> {
         let Value::Object(config) = config else { panic!("config is an object") };
         self.call(Request::Configure(config)).outcome.map(drop).map_err(|f| f.code())
@@ -100,25 +54,6 @@ impl Host {
     fn refused(&mut self, operation: &str, input: Value) -> FcpError {
         let failure = self.call(invoke(operation, input)).outcome.expect_err("a failure");
         failure.typed().cloned().expect("a typed error in the envelope")
-    }
-
-    /// Closes stdin; the connector must exit 0 and have logged nothing at `warn`.
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let events = self.events();
-        assert!(matches!(events.as_slice(), [Event::Poisoned { error, in_flight: None }] if error.code() == "eof"));
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "{status}");
-        let mut stderr = String::new();
-        self.child.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read stderr");
-        assert_eq!(stderr, "");
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -222,7 +157,7 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
 fn get_and_post_reach_an_allowed_local_server() {
     let server = Server::start();
     let base = format!("http://127.0.0.1:{}", server.port);
-    let mut host = Host::spawn(&[]);
+    let mut host = spawn(&[]);
     let config = json!({"allow_hosts": [format!("127.0.0.1:{}", server.port)], "allow_plain_http": true});
     assert_eq!(host.configure(config), Ok(()));
     let ReplyBody::Handshake(Shaped::Typed(_)) = host.ok(handshake()) else { panic!("typed handshake") };
@@ -269,7 +204,7 @@ fn get_and_post_reach_an_allowed_local_server() {
 fn everything_else_is_refused_without_a_connection() {
     let server = Server::start();
     let port = server.port;
-    let mut host = Host::spawn(&[]);
+    let mut host = spawn(&[]);
     // First with nothing allowed at all.
     assert_eq!(host.configure(json!({})), Ok(()));
     let ReplyBody::Handshake(Shaped::Typed(_)) = host.ok(handshake()) else { panic!("typed handshake") };
@@ -316,7 +251,7 @@ fn everything_else_is_refused_without_a_connection() {
 fn the_environment_routes_through_the_proxy() {
     let proxy = Server::start();
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
-    let mut host = Host::spawn(&[("HTTPS_PROXY", proxy_url.as_str())]);
+    let mut host = spawn(&[("HTTPS_PROXY", proxy_url.as_str())]);
     let config = json!({"allow_hosts": ["upstream.invalid:8080"], "allow_plain_http": true});
     assert_eq!(host.configure(config), Ok(()));
     let ReplyBody::Handshake(Shaped::Typed(_)) = host.ok(handshake()) else { panic!("typed handshake") };
@@ -326,7 +261,7 @@ fn the_environment_routes_through_the_proxy() {
     assert_eq!(lines, ["CONNECT upstream.invalid:8080 HTTP/1.1", "GET /hello HTTP/1.1"]);
     host.finish();
 
-    let mut host = Host::spawn(&[("SSL_CERT_FILE", "/nonexistent/fcp-test-ca.pem")]);
+    let mut host = spawn(&[("SSL_CERT_FILE", "/nonexistent/fcp-test-ca.pem")]);
     assert_eq!(host.configure(json!({})), Err(ErrorCode::INVALID_JSON));
     host.finish();
 }
@@ -342,7 +277,7 @@ macro_rules! wire {
 #[test]
 fn introspection_matches_the_manifest() {
     let manifest = Manifest::parse(MANIFEST).expect("valid manifest");
-    let mut host = Host::spawn(&[]);
+    let mut host = spawn(&[]);
     let ReplyBody::Introspect(Shaped::Typed(catalogue)) = host.ok(Request::Introspect) else { panic!("typed") };
     let ids: Vec<&str> = catalogue.operations.iter().map(|op| op.id.as_str()).collect();
     let declared: Vec<&str> = manifest.operations.keys().map(CanonicalId::as_str).collect();

@@ -24,6 +24,8 @@
 pub mod log;
 pub mod server;
 pub mod stdio;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use serde_json::{Map, Value};
 
