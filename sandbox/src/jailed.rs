@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
+use crate::breach::{Breach, LimitCounters};
 use crate::error::SandboxError;
 use crate::layers::Layers;
 use crate::recording::FakeProcess;
@@ -33,6 +34,12 @@ pub struct Jailed {
     missing: Layers,
     deadline: Instant,
     status: Option<ExitStatus>,
+    /// Set when the jail killed the connector for its wall-clock limit.
+    wall_clock_killed: bool,
+    /// Set when the jail killed the connector for its pids limit.
+    pids_killed: bool,
+    /// The cgroup's counters and the breach, read once the connector was reaped.
+    ending: Option<(Option<LimitCounters>, Option<Breach>)>,
 }
 
 #[derive(Debug)]
@@ -44,8 +51,10 @@ enum Process {
     #[cfg(target_os = "linux")]
     Raw {
         pid: Pid,
-        /// Held for its `Drop`, which removes the cgroup.
-        _cgroup: Option<crate::linux::Cgroup>,
+        /// Its counters are read at the end; its `Drop` removes the cgroup.
+        cgroup: Option<crate::linux::Cgroup>,
+        /// Where the kernel logs seccomp kills, when readable.
+        kernel_log: Option<std::sync::Arc<crate::linux::KernelLog>>,
     },
 }
 
@@ -78,23 +87,27 @@ impl Jailed {
             missing,
             deadline: deadline_after(wall_clock),
             status: None,
+            wall_clock_killed: false,
+            pids_killed: false,
+            ending: None,
         }
     }
 
-    /// Wraps a child the backend forked itself; `stdio` are the parent's ends of its pipes.
+    /// Wraps a child the backend forked itself; `stdio` are the parent's ends of its pipes
+    /// and `layers` those in force and those missing.
     #[cfg(target_os = "linux")]
     pub(crate) fn from_pid(
         pid: Pid,
         cgroup: Option<crate::linux::Cgroup>,
+        kernel_log: Option<std::sync::Arc<crate::linux::KernelLog>>,
         stdio: (ChildStdin, ChildStdout, ChildStderr),
         backend: &'static str,
-        in_force: Layers,
-        missing: Layers,
+        (in_force, missing): (Layers, Layers),
         wall_clock: Duration,
     ) -> Jailed {
         Jailed {
             pid: pid.as_raw_nonzero().get().unsigned_abs(),
-            process: Process::Raw { pid, _cgroup: cgroup },
+            process: Process::Raw { pid, cgroup, kernel_log },
             stdin: Some(stdio.0),
             stdout: Some(stdio.1),
             stderr: Some(stdio.2),
@@ -103,6 +116,9 @@ impl Jailed {
             missing,
             deadline: deadline_after(wall_clock),
             status: None,
+            wall_clock_killed: false,
+            pids_killed: false,
+            ending: None,
         }
     }
 
@@ -127,6 +143,9 @@ impl Jailed {
             missing,
             deadline: deadline_after(wall_clock),
             status: None,
+            wall_clock_killed: false,
+            pids_killed: false,
+            ending: None,
         }
     }
 
@@ -225,6 +244,7 @@ impl Jailed {
             Process::Raw { pid, .. } => wait_raw(*pid, rustix::process::WaitOptions::NOHANG)
                 .map_err(|e| SandboxError::Wait { pid: self.pid, source: e.into() })?,
         };
+        self.observe_end();
         Ok(self.status)
     }
 
@@ -244,11 +264,13 @@ impl Jailed {
                 .ok_or_else(|| SandboxError::Wait { pid: self.pid, source: Errno::CHILD.into() })?,
         };
         self.status = Some(status);
+        self.observe_end();
         Ok(status)
     }
 
     /// Waits for the connector until [`Jailed::deadline`]; past it, kills the process
-    /// group and reaps the connector. Blocks the calling thread, polling every few
+    /// group and reaps the connector. A connector that hit its pids limit is killed too
+    /// (see [`Jailed::enforce_limits`]). Blocks the calling thread, polling every few
     /// milliseconds.
     pub fn wait_timeout(&mut self) -> Result<Outcome, SandboxError> {
         let mut pause = Duration::from_millis(1);
@@ -256,13 +278,96 @@ impl Jailed {
             if let Some(status) = self.try_wait()? {
                 return Ok(Outcome::Exited(status));
             }
+            if self.enforce_limits()? {
+                return self.wait().map(Outcome::Exited);
+            }
             let now = Instant::now();
             if now >= self.deadline {
-                self.kill()?;
+                self.kill_at_deadline()?;
                 return self.wait().map(Outcome::TimedOut);
             }
             thread::sleep(pause.min(self.deadline - now));
             pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the connector for outliving its wall-clock limit, so that its
+    /// [`Jailed::breach`] says so. For a caller that watches [`Jailed::deadline`] itself.
+    pub fn kill_at_deadline(&mut self) -> Result<(), SandboxError> {
+        if self.status.is_none() {
+            self.wall_clock_killed = true;
+        }
+        self.kill()
+    }
+
+    /// Kills a running connector whose cgroup counted a fork refused by its pids limit
+    /// (memory needs nothing: the kernel's OOM killer ends it). Returns whether it did.
+    /// A caller that does not block in [`Jailed::wait_timeout`] calls this now and then.
+    pub fn enforce_limits(&mut self) -> Result<bool, SandboxError> {
+        if self.status.is_some() || self.pids_killed {
+            return Ok(false);
+        }
+        match self.counters() {
+            Some(c) if c.pids_max_hits > 0 => {
+                self.pids_killed = true;
+                self.kill()?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The connector's cgroup counters: read now while it runs, as they were when it was
+    /// reaped afterwards. `None` without a cgroup (other backends, or cgroups missing).
+    pub fn counters(&self) -> Option<LimitCounters> {
+        if let Some((counters, _)) = &self.ending {
+            return *counters;
+        }
+        match &self.process {
+            #[cfg(target_os = "linux")]
+            Process::Raw { cgroup: Some(cgroup), .. } => Some(cgroup.counters()),
+            _ => None,
+        }
+    }
+
+    /// What ended the connector, once it was reaped: the limit or filter it broke, or
+    /// `None` when it exited or was killed for no breach (including by [`Jailed::kill`]).
+    pub fn breach(&self) -> Option<Breach> {
+        self.ending.as_ref().and_then(|(_, breach)| *breach)
+    }
+
+    /// Once the connector was reaped: reads its cgroup's counters (before the cgroup is
+    /// removed) and works out the breach, in this order: the jail's own kills (wall
+    /// clock, pids), the OOM killer, a seccomp kill (SIGSYS).
+    fn observe_end(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        let Some(status) = self.status else { return };
+        if self.ending.is_some() {
+            return;
+        }
+        let counters = self.counters();
+        let breach = if self.wall_clock_killed {
+            Some(Breach::WallClock)
+        } else if self.pids_killed {
+            Some(Breach::Pids)
+        } else if counters.is_some_and(|c| c.oom_kills > 0) {
+            Some(Breach::Memory)
+        } else if status.signal() == Some(libc::SIGSYS) {
+            Some(Breach::Seccomp(self.seccomp_syscall()))
+        } else {
+            None
+        };
+        self.ending = Some((counters, breach));
+    }
+
+    /// The syscall the kernel logged for this connector's seccomp kill.
+    fn seccomp_syscall(&self) -> Option<crate::breach::Syscall> {
+        match &self.process {
+            #[cfg(target_os = "linux")]
+            Process::Raw { kernel_log: Some(log), .. } => {
+                log.seccomp_kill(self.pid).map(|k| crate::breach::Syscall { number: k.number, name: k.name })
+            }
+            _ => None,
         }
     }
 }

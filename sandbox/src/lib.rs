@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod breach;
 mod error;
 mod jailed;
 mod layers;
@@ -36,6 +37,7 @@ mod state_dir;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use breach::{Breach, LimitCounters, Syscall};
 pub use error::SandboxError;
 pub use jailed::{Jailed, Outcome};
 pub use layers::{Degradation, Layer, Layers};

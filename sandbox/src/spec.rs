@@ -230,6 +230,9 @@ pub struct Limits {
     pub nproc: u64,
     /// `RLIMIT_FSIZE` in bytes, soft and hard; `None` sets no limit.
     pub fsize_bytes: Option<u64>,
+    /// How many processes and threads the connector's cgroup may hold (the `pids`
+    /// controller). Only a cgroup enforces it; reaching it is a breach.
+    pub pids_max: u32,
 }
 
 impl Limits {
@@ -273,7 +276,7 @@ impl Limits {
 
 impl Default for Limits {
     /// 60 s wall clock (the manifest's `[timeouts]` default), no memory limit, one core,
-    /// and the default nofile, nproc and fsize.
+    /// and the default nofile, nproc, fsize and pids.
     fn default() -> Self {
         Limits {
             wall_clock_timeout: Duration::from_secs(60),
@@ -282,6 +285,7 @@ impl Default for Limits {
             nofile: Limits::DEFAULT_NOFILE,
             nproc: Limits::DEFAULT_NPROC,
             fsize_bytes: Some(Limits::DEFAULT_FSIZE_BYTES),
+            pids_max: fcp_policy::jail::JailLimits::DEFAULT_PIDS_MAX,
         }
     }
 }

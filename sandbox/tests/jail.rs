@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use fcp_policy::manifest::SandboxPath;
-use fcp_sandbox::{Degradation, Jailed, Layer, Layers, LinuxJail, Sandbox, SandboxError, SpawnSpec};
+use fcp_sandbox::{Breach, Degradation, Jailed, Layer, Layers, LinuxJail, Sandbox, SandboxError, SpawnSpec};
 use serde_json::{json, Value};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_fcp-sandbox-probe");
@@ -416,4 +416,82 @@ fn a_readonly_path_behind_an_absolute_symlink_is_bound() {
     let got = json(&out);
     assert_eq!(got["paths"][&file]["read"], json!("ok"), "{}", got["paths"][&file]);
     assert_ne!(got["paths"][&file]["write"], json!("ok"));
+}
+
+/// Spawns the probe with `limits` and runs it to exit with the jail's own enforcement.
+fn run_limited(jail: &LinuxJail, state: &Path, mode: &[&str], limits: fcp_sandbox::Limits) -> Jailed {
+    let mut jailed = jail.spawn(&spec(state, mode).with_limits(limits)).expect("spawned");
+    let mut stdout = jailed.take_stdout().expect("stdout");
+    let reader = thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    jailed.wait_timeout().expect("wait");
+    drop(reader);
+    jailed
+}
+
+fn limits(jail: &LinuxJail, test: &str) -> Option<fcp_sandbox::Limits> {
+    if !jail.layers().contains(Layer::Cgroups) {
+        eprintln!("SKIPPED {test}: {:?}", jail.cgroups_missing_reason());
+        return None;
+    }
+    let manifest =
+        fcp_policy::manifest::Manifest::parse(include_str!("data/manifest_minimal.toml")).expect("valid manifest");
+    Some(fcp_sandbox::Limits::from_manifest(&manifest.sandbox))
+}
+
+#[test]
+fn a_seccomp_kill_is_a_breach_that_names_the_syscall() {
+    let Some(jail) = jail("a_seccomp_kill_is_a_breach_that_names_the_syscall") else { return };
+    let (_tmp, state) = state_dir();
+    let jailed = jail.spawn(&spec(&state, &["attempt", "bpf"])).expect("spawned");
+    let mut jailed = jailed;
+    let status = jailed.wait().expect("wait");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGSYS));
+    let breach = jailed.breach().expect("a breach");
+    assert_eq!(breach.limit(), "seccomp");
+    let syscall = breach.syscall().expect("the kernel's audit record names the syscall (CAP_AUDIT_READ as root)");
+    assert_eq!((syscall.name, syscall.number), (Some("bpf"), libc::SYS_bpf), "{breach}");
+}
+
+#[test]
+fn memory_past_the_limit_is_an_out_of_memory_breach() {
+    let Some(jail) = jail("memory_past_the_limit_is_an_out_of_memory_breach") else { return };
+    let Some(limits) = limits(&jail, "memory_past_the_limit_is_an_out_of_memory_breach") else { return };
+    let (_tmp, state) = state_dir();
+    // The minimal manifest allows 64 MiB.
+    let jailed = run_limited(&jail, &state, &["alloc", "256"], limits);
+    assert_eq!(jailed.breach(), Some(Breach::Memory));
+    assert!(jailed.counters().expect("counters").oom_kills >= 1);
+    // Within the limit there is no breach.
+    let (_tmp, state) = state_dir();
+    let limits = self::limits(&jail, "within").expect("limits");
+    let jailed = run_limited(&jail, &state, &["alloc", "16"], limits);
+    assert_eq!(jailed.breach(), None);
+    assert_eq!(jailed.counters().expect("counters").oom_kills, 0);
+}
+
+#[test]
+fn a_fork_past_the_pids_limit_kills_the_connector() {
+    let Some(jail) = jail("a_fork_past_the_pids_limit_kills_the_connector") else { return };
+    let Some(mut limits) = limits(&jail, "a_fork_past_the_pids_limit_kills_the_connector") else { return };
+    limits.pids_max = 8;
+    let (_tmp, state) = state_dir();
+    let jailed = run_limited(&jail, &state, &["fork-many", "100"], limits);
+    assert_eq!(jailed.breach(), Some(Breach::Pids));
+    assert!(jailed.counters().expect("counters").pids_max_hits >= 1);
+}
+
+#[test]
+fn outliving_the_wall_clock_is_a_breach() {
+    let Some(jail) = jail("outliving_the_wall_clock_is_a_breach") else { return };
+    let (_tmp, state) = state_dir();
+    let manifest =
+        fcp_policy::manifest::Manifest::parse(include_str!("data/manifest_minimal.toml")).expect("valid manifest");
+    let mut limits = fcp_sandbox::Limits::from_manifest(&manifest.sandbox);
+    limits.wall_clock_timeout = std::time::Duration::from_millis(200);
+    let jailed = run_limited(&jail, &state, &["sleep", "60"], limits);
+    assert_eq!(jailed.breach(), Some(Breach::WallClock));
 }

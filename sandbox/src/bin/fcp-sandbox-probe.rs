@@ -20,6 +20,9 @@
 //! - `attempt NAME` (Linux): makes one escape attempt
 //!   ([`fcp_sandbox::escape::Attempt`]) and prints `allowed` or `denied ERRNO`; a
 //!   seccomp kill ends the process with SIGSYS instead.
+//! - `alloc MB`: allocates and touches MB MiB, then prints `allocated MB`.
+//! - `fork-many N`: starts N sleeping children; when one is refused it prints
+//!   `refused after K: ERROR` and sleeps.
 //! - `exec-self`: replaces itself with `fcp-sandbox-probe exit 0` (an exec attempt).
 //! - `jail STATE_DIR MODE…` (Linux): runs `fcp-sandbox-probe MODE…` through `LinuxJail`
 //!   with the minimal test manifest, allowing missing only the layers the backend lacks
@@ -79,6 +82,29 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
         }
         #[cfg(target_os = "linux")]
         ["jail", state_dir, mode @ ..] => return jail(Path::new(state_dir), mode),
+        ["alloc", mb] => {
+            // Touch every page, so the memory is resident and counted.
+            let mut blocks = Vec::new();
+            for _ in 0..mb.parse::<usize>()? {
+                blocks.push(vec![1u8; 1 << 20]);
+            }
+            println!("allocated {}", blocks.len());
+        }
+        ["fork-many", n] => {
+            // Children that sleep, until the pids limit refuses one.
+            let mut children = Vec::new();
+            for _ in 0..n.parse::<usize>()? {
+                match Command::new(env::current_exe()?).args(["sleep", "60"]).spawn() {
+                    Ok(child) => children.push(child),
+                    Err(e) => {
+                        println!("refused after {}: {e}", children.len());
+                        io::stdout().flush()?;
+                        thread::sleep(Duration::from_secs(60));
+                    }
+                }
+            }
+            println!("started {}", children.len());
+        }
         ["exec-self"] => {
             use std::os::unix::process::CommandExt;
             let err = Command::new(env::current_exe()?).args(["exit", "0"]).exec();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use fcp_policy::jail::JailLimits;
 use rustix::fs::{Mode, OFlags};
 
+use crate::breach::LimitCounters;
 use crate::error::SandboxError;
 
 /// Where the connectors' cgroups are made.
@@ -82,7 +83,8 @@ impl CgroupSupport {
     pub(crate) fn create(&self, limits: &JailLimits) -> Result<Cgroup, SandboxError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!("fcp-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let mut cgroup = Cgroup { dirs: Vec::new(), procs: Vec::new() };
+        let v2 = matches!(self, CgroupSupport::V2 { .. });
+        let mut cgroup = Cgroup { dirs: Vec::new(), procs: Vec::new(), v2 };
         let quota = limits.cpu_quota_us();
         match self {
             CgroupSupport::V2 { parent } => {
@@ -131,8 +133,10 @@ fn ignore_missing(e: SandboxError) -> Result<(), SandboxError> {
 /// One connector's cgroup (a directory per hierarchy), removed on drop.
 #[derive(Debug)]
 pub(crate) struct Cgroup {
+    /// v2: the one directory; v1: memory, cpu, pids.
     dirs: Vec<PathBuf>,
     procs: Vec<OwnedFd>,
+    v2: bool,
 }
 
 impl Cgroup {
@@ -142,10 +146,36 @@ impl Cgroup {
         Ok(dir)
     }
 
+    /// Reads the cgroup's limit counters. A counter file that cannot be read counts 0.
+    pub(crate) fn counters(&self) -> LimitCounters {
+        let dir = |i: usize| self.dirs.get(i).map(PathBuf::as_path);
+        let (memory, cpu, pids) = if self.v2 { (dir(0), dir(0), dir(0)) } else { (dir(0), dir(1), dir(2)) };
+        let read = |dir: Option<&Path>, file: &str, key: &str| -> u64 {
+            let text = dir.and_then(|d| fs::read_to_string(d.join(file)).ok()).unwrap_or_default();
+            flat_keyed(&text, key).unwrap_or(0)
+        };
+        let (oom_file, throttled_key, throttled_scale) = if self.v2 {
+            ("memory.events", "throttled_usec", 1)
+        } else {
+            ("memory.oom_control", "throttled_time", 1000)
+        };
+        LimitCounters {
+            oom_kills: read(memory, oom_file, "oom_kill"),
+            pids_max_hits: read(pids, "pids.events", "max"),
+            cpu_throttled_periods: read(cpu, "cpu.stat", "nr_throttled"),
+            cpu_throttled_us: read(cpu, "cpu.stat", throttled_key) / throttled_scale,
+        }
+    }
+
     /// The open `cgroup.procs` files, for the child to write itself into.
     pub(crate) fn take_procs(&mut self) -> Vec<OwnedFd> {
         std::mem::take(&mut self.procs)
     }
+}
+
+/// The value of `key` in a cgroup "flat keyed" file (`key value` lines).
+fn flat_keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 impl Drop for Cgroup {
@@ -160,5 +190,44 @@ impl Drop for Cgroup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_keyed_files_are_read_by_whole_key() {
+        let events = "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(flat_keyed(events, "oom_kill"), Some(1));
+        assert_eq!(flat_keyed(events, "oom"), Some(2));
+        assert_eq!(flat_keyed(events, "max"), Some(3));
+        assert_eq!(flat_keyed(events, "missing"), None);
+    }
+
+    #[test]
+    fn counters_come_from_the_v1_and_v2_files() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let v2 = root.path().join("v2");
+        fs::create_dir(&v2).expect("mkdir");
+        fs::write(v2.join("memory.events"), "oom 1\noom_kill 1\n").expect("write");
+        fs::write(v2.join("pids.events"), "max 7\n").expect("write");
+        fs::write(v2.join("cpu.stat"), "usage_usec 10\nnr_periods 9\nnr_throttled 4\nthrottled_usec 2500\n")
+            .expect("write");
+        let cgroup = Cgroup { dirs: vec![v2], procs: Vec::new(), v2: true };
+        let want = LimitCounters { oom_kills: 1, pids_max_hits: 7, cpu_throttled_periods: 4, cpu_throttled_us: 2500 };
+        assert_eq!(cgroup.counters(), want);
+
+        let dirs: Vec<PathBuf> = ["memory", "cpu", "pids"].iter().map(|d| root.path().join(d)).collect();
+        for d in &dirs {
+            fs::create_dir(d).expect("mkdir");
+        }
+        fs::write(dirs[0].join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").expect("write");
+        fs::write(dirs[1].join("cpu.stat"), "nr_periods 5\nnr_throttled 3\nthrottled_time 4000000\n").expect("write");
+        fs::write(dirs[2].join("pids.events"), "max 0\n").expect("write");
+        let cgroup = Cgroup { dirs, procs: Vec::new(), v2: false };
+        let want = LimitCounters { oom_kills: 2, pids_max_hits: 0, cpu_throttled_periods: 3, cpu_throttled_us: 4000 };
+        assert_eq!(cgroup.counters(), want);
     }
 }

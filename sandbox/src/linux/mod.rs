@@ -18,6 +18,7 @@
 //! seccomp installed; exec. A failed step is reported on a pipe as a typed message
 //! (`step`) and fails the spawn with its own [`SandboxError`] variant.
 
+mod audit;
 mod binary;
 mod cgroup;
 mod child;
@@ -27,6 +28,7 @@ mod seccomp;
 mod step;
 #[allow(unsafe_code)]
 mod sys;
+mod syscalls;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{c_char, CString, OsStr};
@@ -40,6 +42,7 @@ use fcp_policy::jail::{compile_section, Arch, BindAccess, BindOrigin, JailInputs
 use fcp_policy::manifest::{SandboxPath, SandboxSection};
 use rustix::mount::MountFlags;
 
+pub(crate) use self::audit::KernelLog;
 pub(crate) use self::cgroup::Cgroup;
 use self::cgroup::CgroupSupport;
 use self::child::{BindOp, ChildPlan, MountPoint};
@@ -84,6 +87,8 @@ pub struct LinuxJail {
     unprivileged: bool,
     /// Resolved binaries by program path, with the file identity they were resolved from.
     binaries: Mutex<HashMap<PathBuf, Arc<Resolved>>>,
+    /// The kernel log, for the syscall of a seccomp kill (`None` when unreadable).
+    kernel_log: Option<Arc<KernelLog>>,
 }
 
 /// A program resolved once: its runtime files, the C string the jail execs (whose
@@ -130,6 +135,7 @@ impl LinuxJail {
             cgroups: CgroupSupport::detect(),
             unprivileged,
             binaries: Mutex::new(HashMap::new()),
+            kernel_log: KernelLog::open().ok(),
         })
     }
 
@@ -158,7 +164,10 @@ impl LinuxJail {
         let resolved = self.resolve(spec.program())?;
         let inputs =
             JailInputs { binary: resolved.binary.clone(), state_dir: spec.state_dir().to_owned(), arch: self.arch };
-        compile_section(&section(spec), &inputs).map_err(|source| SandboxError::CompileJail { source })
+        let mut plan =
+            compile_section(&section(spec), &inputs).map_err(|source| SandboxError::CompileJail { source })?;
+        plan.limits.pids_max = spec.limits().pids_max;
+        Ok(plan)
     }
 
     fn resolve(&self, program: &Path) -> Result<Arc<Resolved>, SandboxError> {
@@ -278,10 +287,10 @@ impl Sandbox for LinuxJail {
         Ok(Jailed::from_pid(
             pid,
             cgroup,
+            self.kernel_log.clone(),
             (stdin_write.into(), stdout_read.into(), stderr_read.into()),
             Self::NAME,
-            in_force,
-            missing,
+            (in_force, missing),
             spec.limits().wall_clock_timeout,
         ))
     }

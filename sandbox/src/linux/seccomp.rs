@@ -86,7 +86,7 @@ fn filter(rules: Vec<&SyscallRule>, match_action: Value, mismatch_action: Value,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use fcp_policy::jail::{compile_section, Binary, JailInputs};
@@ -94,7 +94,7 @@ mod tests {
 
     use super::*;
 
-    fn plan(arch: Arch, deny_exec: bool) -> SeccompPlan {
+    pub(crate) fn plan(arch: Arch, deny_exec: bool) -> SeccompPlan {
         let manifest = Manifest::parse(include_str!("../../tests/data/manifest_minimal.toml")).expect("manifest");
         let section = fcp_policy::manifest::SandboxSection { deny_exec, ..manifest.sandbox };
         let inputs = JailInputs {
