@@ -16,6 +16,7 @@ mod keygen;
 mod manifest;
 mod package;
 mod quickstart;
+mod sandbox;
 mod vectors;
 
 /// The FCP operator CLI.
@@ -66,6 +67,9 @@ enum Command {
     /// Keys, zones, connectors, and what this kernel supports (Landlock, seccomp,
     /// namespaces, cgroups). Exit 1 when something needs attention.
     Doctor(doctor::DoctorArgs),
+    /// Run a program under a manifest's jail (like bwrap or nsjail); explain the jail.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
     /// Benchmarks with JSON output (`fcp bench invoke-local --json`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => daemon::explain(&cli.socket, a),
         Command::Revoke(a) => daemon::revoke(&cli.socket, a),
         Command::Audit(a) => daemon::audit(&cli.socket, a),
+        Command::Sandbox(a) => sandbox::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Doctor(a) => doctor::run(&cli.socket, a),
     };

@@ -16,6 +16,14 @@
 //!   conditions, the deny list with its actions, and the default action;
 //! - [`JailPlan::limits`]: memory, CPU, pids and wall clock.
 //!
+//! Profiles (`sandbox.profile`, digest §11 leaves their meaning to the implementation):
+//! `strict` is the plan above; `strict_plus` also denies exec and ptrace whatever the
+//! section says; `moderate` is the same plan, but a backend on a kernel without Landlock
+//! may start it (the mount namespace still confines the filesystem; the missing layer is
+//! audited); `permissive` is `moderate` whose syscalls off the allowlist answer ENOSYS
+//! instead of killing (the deny list still kills). In every profile the connector gets no
+//! raw sockets and no network but its own namespace's.
+//!
 //! Pure: it reads no file. Paths are jail paths (what the connector sees); a bind's
 //! source is the host path.
 
@@ -25,7 +33,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{Manifest, SandboxPath, SandboxSection};
+use crate::manifest::{Manifest, SandboxPath, SandboxProfile, SandboxSection};
 
 /// A CPU architecture the seccomp program is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -584,6 +592,16 @@ pub fn compile(manifest: &Manifest, inputs: &JailInputs) -> Result<JailPlan, Jai
 /// left out of the mounts (its parent's bind already shows it) but keeps its own
 /// Landlock rule.
 pub fn compile_section(sandbox: &SandboxSection, inputs: &JailInputs) -> Result<JailPlan, JailPlanError> {
+    let mut tightened;
+    let sandbox = if sandbox.profile == SandboxProfile::StrictPlus {
+        // strict_plus: exec and ptrace denied whatever the section says.
+        tightened = sandbox.clone();
+        tightened.deny_exec = true;
+        tightened.deny_ptrace = true;
+        &tightened
+    } else {
+        sandbox
+    };
     for path in [&inputs.binary.path, &inputs.state_dir] {
         normal_input(path)?;
     }
@@ -641,7 +659,7 @@ pub fn compile_section(sandbox: &SandboxSection, inputs: &JailInputs) -> Result<
         identity: Identity::NOBODY,
         mounts,
         landlock,
-        seccomp: seccomp::plan(inputs.arch, sandbox.deny_exec),
+        seccomp: seccomp::plan(inputs.arch, sandbox.deny_exec, sandbox.profile),
         limits,
         no_new_privs: true,
         drop_capabilities: true,
@@ -1030,7 +1048,7 @@ mod seccomp {
         SyscallRule { syscall: name.to_owned(), when }
     }
 
-    pub(super) fn plan(arch: Arch, deny_exec: bool) -> SeccompPlan {
+    pub(super) fn plan(arch: Arch, deny_exec: bool, profile: SandboxProfile) -> SeccompPlan {
         let mut allow: Vec<SyscallRule> = COMMON.iter().map(|n| rule(n, Vec::new())).collect();
         if arch == Arch::X86_64 {
             allow.extend(X86_64_ONLY.iter().map(|n| rule(n, Vec::new())));
@@ -1101,7 +1119,14 @@ mod seccomp {
             deny.push(kill("execveat", Vec::new(), "deny_exec"));
             deny.push(kill("memfd_create", Vec::new(), "deny_exec (an executable memfd)"));
         }
-        SeccompPlan { arch, default_action: SeccompAction::KillProcess, allow, deny }
+        // permissive: a syscall off the allowlist answers ENOSYS instead of killing; the
+        // deny list still kills.
+        let default_action = if profile == SandboxProfile::Permissive {
+            SeccompAction::Errno(ENOSYS)
+        } else {
+            SeccompAction::KillProcess
+        };
+        SeccompPlan { arch, default_action, allow, deny }
     }
 }
 
@@ -1185,6 +1210,37 @@ deny_ptrace = true
         let mut s = section();
         edit(&mut s);
         compile_section(&s, &inputs(Arch::X86_64))
+    }
+
+    #[test]
+    fn profiles_tighten_or_relax_only_what_they_say() {
+        let strict = plan_with(|s| {
+            s.profile = SandboxProfile::Strict;
+            s.deny_exec = false;
+            s.deny_ptrace = false;
+        })
+        .expect("plan");
+        assert!(strict.seccomp.allowed("execveat").is_some(), "strict keeps the section's deny_exec = false");
+        assert_eq!(strict.seccomp.default_action, SeccompAction::KillProcess);
+
+        let plus = plan_with(|s| {
+            s.profile = SandboxProfile::StrictPlus;
+            s.deny_exec = false;
+            s.deny_ptrace = false;
+        })
+        .expect("plan");
+        assert!(plus.seccomp.denied("execveat").is_some(), "strict_plus denies exec whatever the section says");
+        assert!(plus.seccomp.denied("memfd_create").is_some());
+
+        let permissive = plan_with(|s| s.profile = SandboxProfile::Permissive).expect("plan");
+        assert_eq!(permissive.seccomp.default_action, SeccompAction::Errno(38));
+        assert_eq!(permissive.seccomp.deny, strict_deny(), "the deny list still kills");
+        let moderate = plan_with(|s| s.profile = SandboxProfile::Moderate).expect("plan");
+        assert_eq!(moderate.seccomp.default_action, SeccompAction::KillProcess);
+    }
+
+    fn strict_deny() -> Vec<DeniedSyscall> {
+        plan_with(|s| s.profile = SandboxProfile::Strict).expect("plan").seccomp.deny
     }
 
     #[test]

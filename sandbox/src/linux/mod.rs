@@ -208,7 +208,7 @@ fn section(spec: &SpawnSpec) -> SandboxSection {
 impl Sandbox for LinuxJail {
     fn spawn(&self, spec: &SpawnSpec) -> Result<Jailed, SandboxError> {
         let in_force = self.layers();
-        let missing = spec.degradation().check(Self::NAME, in_force)?;
+        let missing = profile_degradation(spec).check(Self::NAME, in_force)?;
         state_dir::prepare(spec.state_dir())?;
         let resolved = self.resolve(spec.program())?;
         let plan = self.plan(spec)?;
@@ -308,6 +308,19 @@ impl Sandbox for LinuxJail {
             missing = missing.with(Layer::Cgroups);
         }
         Self::LAYERS.difference(missing)
+    }
+}
+
+/// The spec's degradation policy, widened by its profile: `moderate` and `permissive`
+/// may start without Landlock (see [`fcp_policy::jail`]'s profiles); the layer is still
+/// reported missing, for the audit chain.
+fn profile_degradation(spec: &SpawnSpec) -> crate::Degradation {
+    use fcp_policy::manifest::SandboxProfile;
+    match spec.isolation().profile {
+        SandboxProfile::Moderate | SandboxProfile::Permissive => {
+            crate::Degradation::AllowMissing(spec.degradation().allowed_missing().with(Layer::Landlock))
+        }
+        _ => spec.degradation(),
     }
 }
 
