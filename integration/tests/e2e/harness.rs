@@ -1,79 +1,22 @@
-//! A real fcpd on a fresh home, driven through the real `fcp` binary.
-//!
-//! `fcpd` and `fcp` belong to other packages, so cargo gives this test no
-//! `CARGO_BIN_EXE_*` for them: [`bins`] builds them once per test process with the cargo
-//! that runs the tests (a no-op when they are fresh, so they are never stale) into the
-//! target folder this test runs from. `FCP_BIN_DIR` names a folder that already holds
-//! both instead. The test connectors are this package's own binaries.
+//! A real fcpd on a fresh home, driven through the real `fcp` binary (found by
+//! [`bins`], see `tests/support/bins.rs`). The test connectors are this package's own
+//! binaries.
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::bins::bins;
+
 /// How long fcpd may take to listen after `fcpd run` (it may have to repair its store
 /// after a kill -9).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The workspace binaries the tests drive.
-pub(crate) struct Bins {
-    pub(crate) fcp: PathBuf,
-    pub(crate) fcpd: PathBuf,
-}
-
-/// `fcp` and `fcpd`, built if needed (see the module docs).
-pub(crate) fn bins() -> &'static Bins {
-    static BINS: OnceLock<Bins> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let dir = match std::env::var_os("FCP_BIN_DIR") {
-            Some(d) => PathBuf::from(d),
-            None => build_workspace_bins(),
-        };
-        let bins = Bins { fcp: dir.join("fcp"), fcpd: dir.join("fcpd") };
-        for b in [&bins.fcp, &bins.fcpd] {
-            assert!(b.is_file(), "{} is missing", b.display());
-        }
-        bins
-    })
-}
-
-/// Builds `fcpd` and `fcp` into the target folder of this test executable
-/// (`<target>/<profile>/deps/e2e-…`) and returns `<target>/<profile>`.
-fn build_workspace_bins() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in <target>/<profile>/deps")
-        .to_path_buf();
-    let target_dir = profile_dir.parent().expect("<target>/<profile> has a parent");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ sits in the workspace");
-    let out = Command::new(cargo)
-        .current_dir(workspace)
-        // No -p: features unify across the whole workspace, as in `cargo test --workspace`,
-        // so what that already built is reused.
-        .args(["build", "--locked", "--bin", "fcpd", "--bin", "fcp"])
-        .arg("--profile")
-        .arg(&profile)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo build");
-    assert!(out.status.success(), "cargo build of fcpd and fcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    profile_dir
-}
 
 /// Seconds since the epoch.
 pub(crate) fn unix_now() -> u64 {

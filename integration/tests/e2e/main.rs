@@ -12,6 +12,8 @@
 //!   acknowledged.
 
 mod audit;
+#[path = "../support/bins.rs"]
+mod bins;
 mod connectors;
 mod harness;
 mod kill9;
