@@ -58,20 +58,15 @@ impl Drop for Fcpd {
 pub(crate) fn start_fcpd(home: &Path) -> anyhow::Result<Fcpd> {
     let socket = home.join("fcpd.sock");
     let log = std::fs::File::create(home.join("fcpd.log"))?;
-    let child = Process::new(find_binary("fcpd")?)
-        .arg("run")
-        .arg("--home")
-        .arg(home)
-        .arg("--socket")
-        .arg(&socket)
-        // The jail backend does not exist yet (issue 4): the owner's explicit policy
-        // lets connectors run in the plain-process sandbox, audited per start.
-        .arg("--allow-degraded-sandbox")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting fcpd")?;
+    let mut fcpd = Process::new(find_binary("fcpd")?);
+    fcpd.arg("run").arg("--home").arg(home).arg("--socket").arg(&socket);
+    // Connectors run in the Linux jail. Not as root, this machine may lack layers
+    // (cgroups, say): the owner's explicit policy lets them start without those, and
+    // each start is audited as sandbox.degraded (shown in step 7).
+    if !is_root() {
+        fcpd.arg("--allow-degraded-sandbox");
+    }
+    let child = fcpd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().context("starting fcpd")?;
     let fcpd = Fcpd { child, socket };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -189,6 +184,15 @@ fn walkthrough(home: &Path, say: &dyn Fn(&str), json_out: bool) -> anyhow::Resul
         "   receipt: {}",
         serde_json::to_string_pretty(&ok["receipt"]).unwrap_or_default().replace('\n', "\n   ")
     ));
+    let listed = c.must(ControlRequest::List)?;
+    let echo_pid = listed["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["connector"] == "fcp.echo")
+        .and_then(|i| i["pid"].as_u64());
+    let jail = echo_pid.map(jail_facts).unwrap_or(Value::Null);
+    say(&format!("   jail of fcp.echo (pid {}): {}", echo_pid.unwrap_or(0), jail_summary(&jail)));
 
     // fcp.fs: a risky write needs a declared intent (signed and audited before the
     // connector runs); then the file is read back.
@@ -266,10 +270,58 @@ fn walkthrough(home: &Path, say: &dyn Fn(&str), json_out: bool) -> anyhow::Resul
             "{}",
             serde_json::to_string_pretty(&json!({
                 "home": home, "init": init, "installed": installed, "grant": { "jti": grant["jti"], "expires_at": grant["expires_at"] },
-                "allowed": ok, "denied": denied, "explain": why, "audit_verify": verify, "audit": tail["events"],
+                "allowed": ok, "jail": jail, "denied": denied, "explain": why, "audit_verify": verify, "audit": tail["events"],
             }))?
         );
     }
     drop(fcpd);
     Ok(if intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn is_root() -> bool {
+    #[cfg(target_os = "linux")]
+    return rustix::process::geteuid().is_root();
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// What the host sees of a connector process: the seccomp mode, no_new_privs, its
+/// effective capabilities, its pid inside its namespace and which namespaces it shares
+/// with `fcp` (none, in the jail).
+fn jail_facts(pid: u64) -> Value {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return Value::Null };
+    let field =
+        |key: &str| status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')).map(|v| v.trim().to_owned());
+    let shared: Vec<&str> = ["pid", "net", "mnt", "ipc", "uts", "cgroup", "user"]
+        .into_iter()
+        .filter(|ns| {
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok();
+            theirs.is_some() && theirs == std::fs::read_link(format!("/proc/self/ns/{ns}")).ok()
+        })
+        .collect();
+    json!({
+        "seccomp": field("Seccomp").as_deref() == Some("2"),
+        "no_new_privs": field("NoNewPrivs").as_deref() == Some("1"),
+        "cap_eff": field("CapEff"),
+        "pid_inside": field("NSpid").and_then(|v| v.split_whitespace().last().map(str::to_owned)),
+        "shared_namespaces": shared,
+    })
+}
+
+fn jail_summary(jail: &Value) -> String {
+    if jail.is_null() {
+        return "not visible from here".to_owned();
+    }
+    format!(
+        "seccomp filter {}, no_new_privs {}, CapEff {}, pid {} inside, namespaces shared with the host: {}",
+        jail["seccomp"],
+        jail["no_new_privs"],
+        jail["cap_eff"].as_str().unwrap_or("?"),
+        jail["pid_inside"].as_str().unwrap_or("?"),
+        match jail["shared_namespaces"].as_array() {
+            Some(v) if v.is_empty() => "none".to_owned(),
+            Some(v) => v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "),
+            None => "?".to_owned(),
+        }
+    )
 }

@@ -3,7 +3,9 @@
 //!
 //! The log is `$CONNECTOR_STATE/invocations.log` (fcpd sets `CONNECTOR_STATE` to the
 //! instance's state folder), one line per call that reached an operation, written
-//! before the operation runs: `<pid> <operation> <caller request id>`.
+//! before the operation runs: `<process> <operation> <caller request id>`, where
+//! `<process>` is a random token the process draws once (in a jail every connector is
+//! pid 1 of its own namespace, so a pid does not tell processes apart).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -50,12 +52,21 @@ pub fn run(operation: &str, caller_id: &str, input: Value) -> Result<Value, FcpE
     }
 }
 
+/// This process's token in the invocation log: 16 random hex digits, drawn once.
+pub fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use rand_core::{OsRng, RngCore};
+        format!("{:016x}", OsRng.next_u64())
+    })
+}
+
 /// Appends one line to the invocation log. Without `CONNECTOR_STATE` there is no log;
 /// a log that cannot be written fails the call, so a test never reads a short log.
 fn record(operation: &str, caller_id: &str) -> Result<(), FcpError> {
     let Some(dir) = std::env::var_os("CONNECTOR_STATE") else { return Ok(()) };
     let path = PathBuf::from(dir).join(INVOCATIONS_LOG);
-    let line = format!("{} {operation} {caller_id}\n", std::process::id());
+    let line = format!("{} {operation} {caller_id}\n", process_token());
     OpenOptions::new()
         .create(true)
         .append(true)

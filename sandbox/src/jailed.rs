@@ -232,6 +232,12 @@ impl Jailed {
         }
     }
 
+    /// The exit status, once the connector was reaped ([`Jailed::try_wait`],
+    /// [`Jailed::wait`]); `None` before.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.status
+    }
+
     /// The connector's exit status if it has exited, without blocking.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, SandboxError> {
         if self.status.is_some() {

@@ -119,6 +119,19 @@ pub struct Instance {
     pub starts: u64,
     /// Layers missing around the last start, not yet audited.
     degraded: Option<(String, Vec<String>)>,
+    /// How processes of this instance ended by a breach, not yet audited.
+    breaches: Vec<Ending>,
+}
+
+/// A connector process that a limit or the seccomp filter ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// The process.
+    pub pid: u32,
+    /// What ended it.
+    pub breach: fcp_sandbox::Breach,
+    /// The exit status, as text.
+    pub status: String,
 }
 
 impl std::fmt::Debug for Instance {
@@ -142,7 +155,18 @@ impl Instance {
             last_used: Instant::now(),
             starts: 0,
             degraded: None,
+            breaches: Vec::new(),
         }
+    }
+
+    /// The connector id.
+    pub fn connector_id(&self) -> &str {
+        &self.spec.connector_id
+    }
+
+    /// The zone.
+    pub fn zone(&self) -> &ZoneId {
+        &self.spec.zone
     }
 
     /// Whether a process is up.
@@ -159,6 +183,38 @@ impl Instance {
     /// audit chain.
     pub fn take_degradation(&mut self) -> Option<(String, Vec<String>)> {
         self.degraded.take()
+    }
+
+    /// The breaches that ended processes of this instance since the last call, for the
+    /// audit chain.
+    pub fn take_breaches(&mut self) -> Vec<Ending> {
+        std::mem::take(&mut self.breaches)
+    }
+
+    /// Enforces the limits a running process can break without dying by itself: kills it
+    /// past its wall-clock deadline, or once its pids limit refused a fork, and reaps it
+    /// (the breach is kept for [`Instance::take_breaches`]). Also notices a process that
+    /// died on its own (OOM kill, seccomp) while idle. Returns whether it ended one.
+    pub async fn supervise(&mut self) -> bool {
+        let Some(r) = self.running.as_mut() else { return false };
+        let ended = match r.jailed.try_wait() {
+            Ok(Some(_)) | Err(_) => true,
+            Ok(None) if Instant::now() >= r.jailed.deadline() => r.jailed.kill_at_deadline().is_ok(),
+            Ok(None) => r.jailed.enforce_limits().unwrap_or(false),
+        };
+        if ended {
+            self.kill().await;
+            self.crashes = self.crashes.saturating_add(1);
+            self.last_crash = Some(Instant::now());
+        }
+        ended
+    }
+
+    /// Keeps the breach of a reaped process.
+    fn note_end(&mut self, jailed: &Jailed) {
+        let (Some(breach), Some(status)) = (jailed.breach(), jailed.status()) else { return };
+        tracing::warn!(connector = %self.spec.connector_id, zone = %self.spec.zone, pid = jailed.pid(), "{breach}");
+        self.breaches.push(Ending { pid: jailed.pid(), breach, status: status.to_string() });
     }
 
     /// Time since the last call.
@@ -246,14 +302,20 @@ impl Instance {
         if let Some(mut r) = self.running.take() {
             let _ = r.jailed.kill();
             reap(&mut r.jailed, Duration::from_secs(2)).await;
+            self.note_end(&r.jailed);
         }
     }
 
     async fn crashed(&mut self, why: String) -> ConnectorError {
+        // A process that died by itself (the OOM killer, seccomp) before the kill: the
+        // breach says why, and goes into the error.
         self.kill().await;
         self.crashes = self.crashes.saturating_add(1);
         self.last_crash = Some(Instant::now());
-        ConnectorError::Crashed(why)
+        match self.breaches.last() {
+            Some(end) => ConnectorError::Crashed(format!("{why} ({})", end.breach)),
+            None => ConnectorError::Crashed(why),
+        }
     }
 
     /// One request/reply on the running process.
@@ -369,6 +431,7 @@ impl Instance {
                 let _ = r.jailed.kill();
                 reap(&mut r.jailed, Duration::from_secs(2)).await;
             }
+            self.note_end(&r.jailed);
         }
     }
 }

@@ -475,22 +475,47 @@ impl Daemon {
         Ok((ObjectId::keyed(&key, zone, &schema, &bytes), bytes))
     }
 
-    /// Writes `sandbox.degraded` for an instance that started with layers missing.
+    /// Writes `sandbox.degraded` for an instance that started with layers missing, and
+    /// `sandbox.breach` for each of its processes a limit or the seccomp filter ended.
     async fn audit_degradation(
         &self,
         instance: &mut Instance,
         zone: &ZoneId,
         connector: &str,
     ) -> Result<(), RequestFailure> {
+        let mut drafts = Vec::new();
         if let Some((backend, missing)) = instance.take_degradation() {
-            let draft = EventDraft {
+            drafts.push(EventDraft {
                 event_type: "sandbox.degraded".into(),
                 actor: "fcpd".into(),
                 occurred_at: now(),
                 connector_id: Some(connector.to_owned()),
                 details: [("backend".to_owned(), backend), ("missing_layers".to_owned(), missing.join(","))].into(),
                 ..EventDraft::default()
-            };
+            });
+        }
+        for end in instance.take_breaches() {
+            let mut details: std::collections::BTreeMap<String, String> = [
+                ("limit".to_owned(), end.breach.limit().to_owned()),
+                ("pid".to_owned(), end.pid.to_string()),
+                ("status".to_owned(), end.status),
+                ("reason".to_owned(), end.breach.to_string()),
+            ]
+            .into();
+            if let Some(syscall) = end.breach.syscall() {
+                details.insert("syscall".to_owned(), syscall.name.unwrap_or("unknown").to_owned());
+                details.insert("syscall_number".to_owned(), syscall.number.to_string());
+            }
+            drafts.push(EventDraft {
+                event_type: "sandbox.breach".into(),
+                actor: "fcpd".into(),
+                occurred_at: now(),
+                connector_id: Some(connector.to_owned()),
+                details: details.into_iter().collect(),
+                ..EventDraft::default()
+            });
+        }
+        for draft in drafts {
             let mut st = self.state.lock().await;
             self.commit_with_event(&mut st, zone, draft, Batch::default())?;
         }
@@ -1045,8 +1070,9 @@ impl Daemon {
                 let mut msg = e.to_string();
                 if code == "sandbox.layers_missing" {
                     msg.push_str(
-                        "; the jail backend is not built yet: run fcpd with --allow-degraded-sandbox (owner policy) \
-                         to use the plain-process sandbox, audited per start",
+                        "; this machine cannot put those layers in force (see `fcp doctor`): the owner may let \
+                         connectors start without them with fcpd's --allow-degraded-sandbox or [sandbox] \
+                         degradation, audited per start",
                     );
                 }
                 return self.record_failure(&mut st, &zone, &request_id, &call, code, &msg, inputs, trace, executed_at);
@@ -1324,6 +1350,30 @@ impl Daemon {
                     tracing::warn!("health check failed: {e}");
                 }
             }
+            self.audit_instance(&mut i).await;
+        }
+    }
+
+    /// Enforces every running connector's limits (wall clock, pids; see
+    /// [`Instance::supervise`]) and audits what ended. Called often (every second). A
+    /// process that outlives `wall_clock_timeout_ms` is recycled between calls: killed,
+    /// audited as a `wall_clock` breach, and the next call starts a fresh one.
+    pub async fn supervise(&self) {
+        let instances: Vec<Arc<Mutex<Instance>>> = self.instances.lock().await.values().cloned().collect();
+        for inst in instances {
+            // A busy instance is in a call, which has its own timeout; it is looked at on
+            // the next tick, so one slow connector does not hold the others' limits up.
+            let Ok(mut i) = inst.try_lock() else { continue };
+            if i.supervise().await {
+                self.audit_instance(&mut i).await;
+            }
+        }
+    }
+
+    async fn audit_instance(&self, i: &mut Instance) {
+        let (zone, connector) = (i.zone().clone(), i.connector_id().to_owned());
+        if let Err(e) = self.audit_degradation(i, &zone, &connector).await {
+            tracing::error!("audit of {connector}@{zone} failed: {}", e.message);
         }
     }
 

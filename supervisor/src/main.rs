@@ -49,12 +49,18 @@ enum Cmd {
         /// Stop connectors idle this many seconds [default: 300].
         #[arg(long)]
         idle_secs: Option<u64>,
-        /// Owner policy: let connectors run in the plain-process sandbox, without the
-        /// layers it cannot apply (namespaces, Landlock, seccomp, cgroups). Every such
-        /// start is audited as `sandbox.degraded`. Without it, connectors do not start
-        /// until the jail backend exists.
+        /// Owner policy: let connectors start without the jail layers this machine cannot
+        /// put in force (e.g. cgroups or Landlock when fcpd is not root or the kernel lacks
+        /// them; every layer with `--sandbox plain`). Every such start is audited as
+        /// `sandbox.degraded`. Without it (and without `[sandbox] degradation`), a
+        /// connector whose jail would miss a layer does not start.
         #[arg(long)]
         allow_degraded_sandbox: bool,
+        /// The backend that starts connectors [default: linux-jail; config `[sandbox]
+        /// backend`]. `plain` is a plain child process with the hygiene that needs no
+        /// privilege, for machines without the jail; it needs the degradation policy.
+        #[arg(long, value_enum)]
+        sandbox: Option<Backend>,
     },
 }
 
@@ -97,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { config, home, socket, idle_secs, allow_degraded_sandbox } => {
+        Cmd::Run { config, home, socket, idle_secs, allow_degraded_sandbox, sandbox } => {
             let file = Config::load(config.as_deref())?;
             let home = home.or(file.home).unwrap_or_else(|| PathBuf::from("/var/lib/fcp"));
             let socket = socket.or(file.socket).unwrap_or_else(|| PathBuf::from("/run/fcp/fcpd.sock"));
@@ -106,11 +112,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let h = home::Home::load(&home)?;
                 let degradation = if allow_degraded_sandbox {
-                    fcp_sandbox::Degradation::allow_plain_process()
+                    fcp_sandbox::Degradation::AllowMissing(fcp_sandbox::Layers::ALL)
                 } else {
                     file.sandbox.degradation
                 };
-                let sandbox: Arc<dyn fcp_sandbox::Sandbox + Send + Sync> = Arc::new(fcp_sandbox::PlainProcess::new());
+                let sandbox = backend(sandbox.or(file.sandbox.backend).unwrap_or_default())?;
+                let missing = fcp_sandbox::Layers::ALL.difference(sandbox.layers());
+                if missing.is_empty() {
+                    tracing::info!(backend = sandbox.name(), "every jail layer is in force");
+                } else {
+                    let refused = missing.difference(degradation.allowed_missing());
+                    tracing::warn!(
+                        backend = sandbox.name(),
+                        missing = %missing,
+                        "jail layers missing on this machine{}",
+                        if refused.is_empty() {
+                            " (allowed by the owner's degradation policy; audited per start)".to_owned()
+                        } else {
+                            format!("; connectors will not start until they are in force or allowed: {refused}")
+                        }
+                    );
+                }
                 let daemon = Arc::new(
                     Daemon::open(h, sandbox, degradation, file.durability)
                         .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?,
@@ -145,6 +167,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                     });
                 }
+                let supervisor = daemon.clone();
+                tokio::spawn(async move {
+                    // Wall-clock and pids limits, and processes that died while idle.
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    loop {
+                        tick.tick().await;
+                        supervisor.supervise().await;
+                    }
+                });
                 let reaper = daemon.clone();
                 tokio::spawn(async move {
                     loop {
@@ -189,12 +220,42 @@ struct Config {
     durability: fcp_supervisor::store::Durability,
 }
 
-/// `[sandbox]`: the owner's degradation policy (default: refuse any missing layer).
+/// `[sandbox]`: the backend and the owner's degradation policy (default: refuse any
+/// missing layer).
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SandboxConfig {
     #[serde(default)]
+    backend: Option<Backend>,
+    #[serde(default)]
     degradation: fcp_sandbox::Degradation,
+}
+
+/// The sandbox backends fcpd can start connectors with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+enum Backend {
+    /// Namespaces, pivot_root, Landlock, seccomp, cgroups, no capabilities (Linux).
+    #[default]
+    LinuxJail,
+    /// A plain child process: environment, fds, death signal, rlimits, no_new_privs.
+    Plain,
+}
+
+/// Connectors are spawned from tokio's worker threads, which live as long as fcpd: the
+/// jail's death signal fires when the spawning thread ends, so a short-lived thread
+/// must never spawn.
+fn backend(which: Backend) -> anyhow::Result<Arc<dyn fcp_sandbox::Sandbox + Send + Sync>> {
+    Ok(match which {
+        Backend::Plain => Arc::new(fcp_sandbox::PlainProcess::new()),
+        #[cfg(target_os = "linux")]
+        Backend::LinuxJail => Arc::new(
+            fcp_sandbox::LinuxJail::new()
+                .map_err(|e| anyhow::anyhow!("the linux-jail backend cannot start here: {e}"))?,
+        ),
+        #[cfg(not(target_os = "linux"))]
+        Backend::LinuxJail => anyhow::bail!("the linux-jail backend exists only on Linux; use --sandbox plain"),
+    })
 }
 
 impl Config {

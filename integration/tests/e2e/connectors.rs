@@ -108,11 +108,11 @@ fn crash_then_recover(connector: Connector) {
     let after = echo_after_backoff(&node, connector, &echo.token);
     assert_eq!(after["outcome"], json!({"status": "ok", "output": {"after": "restart"}}));
     let log = node.invocations(connector, ZONE);
-    let pid_of = |id: &str| log.iter().find(|i| i.request_id == id).map(|i| i.pid);
-    let crash_pid = pid_of(&crashed_id).expect("the crash call reached the connector");
-    let after_pid = pid_of(after["request_id"].as_str().expect("request_id")).expect("the next call ran");
-    assert_eq!(log[0].pid, crash_pid, "the crash hit the process that served the first call");
-    assert_ne!(after_pid, crash_pid, "a new process serves the call after the crash");
+    let process_of = |id: &str| log.iter().find(|i| i.request_id == id).map(|i| i.process.clone());
+    let crashed = process_of(&crashed_id).expect("the crash call reached the connector");
+    let after = process_of(after["request_id"].as_str().expect("request_id")).expect("the next call ran");
+    assert_eq!(log[0].process, crashed, "the crash hit the process that served the first call");
+    assert_ne!(after, crashed, "a new process serves the call after the crash");
     let events = node.audit_events(ZONE);
     let failed: Vec<&Value> = events.iter().filter(|e| e["event_type"] == "capability.invoke_failed").collect();
     assert!(failed
@@ -141,6 +141,9 @@ fn call_outliving_the_timeout_is_connector_timeout_and_a_new_process_takes_over(
     node.install(Connector::Typed, ZONE);
     let slow = node.grant(Connector::Typed, ZONE, "slow", &[]);
     let echo = node.grant(Connector::Typed, ZONE, "echo", &[]);
+    node.invoke(Connector::Typed, ZONE, "echo", &json!({}), Some(&echo.token), &[]).expect_code(0);
+    let listed = node.fcp(["list", "--json"], []).expect_code(0).json();
+    let stuck_pid = listed["connectors"][0]["pid"].as_u64().expect("the running instance's host pid");
     let started = Instant::now();
     let run = node.invoke(Connector::Typed, ZONE, "slow", &json!({}), Some(&slow.token), &[]);
     let took = started.elapsed();
@@ -150,8 +153,8 @@ fn call_outliving_the_timeout_is_connector_timeout_and_a_new_process_takes_over(
 
     let after = echo_after_backoff(&node, Connector::Typed, &echo.token);
     let log = node.invocations(Connector::Typed, ZONE);
-    let slow_pid = log.iter().find(|i| i.operation == "slow").map(|i| i.pid).expect("slow reached the connector");
-    let after_pid = log.iter().find(|i| after["request_id"] == i.request_id.as_str()).map(|i| i.pid);
-    assert!(after_pid.is_some_and(|p| p != slow_pid), "the stuck process was replaced: {log:?}");
-    assert!(!std::path::Path::new(&format!("/proc/{slow_pid}")).exists(), "fcpd killed the stuck process");
+    let slow = log.iter().find(|i| i.operation == "slow").map(|i| i.process.clone()).expect("slow reached it");
+    let after = log.iter().find(|i| after["request_id"] == i.request_id.as_str()).map(|i| i.process.clone());
+    assert!(after.is_some_and(|p| p != slow), "the stuck process was replaced: {log:?}");
+    assert!(!std::path::Path::new(&format!("/proc/{stuck_pid}")).exists(), "fcpd killed the stuck process");
 }

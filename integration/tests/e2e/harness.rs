@@ -53,7 +53,7 @@ impl Connector {
         }
     }
 
-    fn manifest(self) -> PathBuf {
+    pub(crate) fn manifest(self) -> PathBuf {
         let name = match self {
             Connector::Typed => "fcp-test-typed.toml",
             Connector::Mixed => "fcp-test-mixed.toml",
@@ -62,6 +62,12 @@ impl Connector {
         };
         Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors").join(name)
     }
+}
+
+/// Whether connectors get every jail layer here: root, or CI (`FCP_REQUIRE_PRIVILEGED=1`,
+/// where a machine that cannot is a failure).
+pub(crate) fn jailed_fully() -> bool {
+    rustix::process::geteuid().is_root() || std::env::var("FCP_REQUIRE_PRIVILEGED").as_deref() == Ok("1")
 }
 
 /// One finished `fcp` (or `fcpd`) run.
@@ -123,7 +129,8 @@ pub(crate) struct Grant {
 /// One line of a test connector's invocation log (`fcp_integration::ops`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Invocation {
-    pub(crate) pid: u32,
+    /// The connector process's token (see `fcp_integration::ops`).
+    pub(crate) process: String,
     pub(crate) operation: String,
     pub(crate) request_id: String,
 }
@@ -181,15 +188,15 @@ impl Node {
     pub(crate) fn run_fcpd(&mut self) {
         assert!(self.child.is_none(), "fcpd is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open fcpd.log");
-        let mut child = Command::new(&bins().fcpd)
-            .arg("run")
-            .arg("--home")
-            .arg(&self.home)
-            .arg("--socket")
-            .arg(&self.socket)
-            // The jail backend does not exist yet: run connectors in the plain-process
-            // sandbox, which fcpd audits as `sandbox.degraded` on every start.
-            .arg("--allow-degraded-sandbox")
+        let mut fcpd = Command::new(&bins().fcpd);
+        fcpd.arg("run").arg("--home").arg(&self.home).arg("--socket").arg(&self.socket);
+        // Connectors run in the Linux jail. As root (CI) every layer must be in force, so
+        // fcpd runs with the default policy that refuses a missing one; elsewhere the
+        // owner's policy lets the layers this machine lacks be missing, audited per start.
+        if !jailed_fully() {
+            fcpd.arg("--allow-degraded-sandbox");
+        }
+        let mut child = fcpd
             .env("FCP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -272,13 +279,17 @@ impl Node {
     /// Packages `connector` with this node's trusted publisher key and installs it in
     /// `zone`.
     pub(crate) fn install(&self, connector: Connector, zone: &str) -> Value {
+        self.install_with(connector, zone, &connector.manifest())
+    }
+
+    /// [`Node::install`] with another manifest for `connector`'s binary.
+    pub(crate) fn install_with(&self, connector: Connector, zone: &str, manifest: &Path) -> Value {
         let pkg = self.new_file("package");
         let binary = PathBuf::from(connector.binary());
-        let manifest = connector.manifest();
         let mut cmd = Command::new(&bins().fcp);
         cmd.arg("package")
             .arg("--manifest")
-            .arg(&manifest)
+            .arg(manifest)
             .arg("--binary")
             .arg(&binary)
             .arg("--key")
@@ -365,11 +376,12 @@ impl Node {
         text.lines()
             .map(|l| {
                 let mut parts = l.splitn(3, ' ');
-                let (Some(pid), Some(operation), Some(request_id)) = (parts.next(), parts.next(), parts.next()) else {
-                    panic!("invocation log line {l:?} is not `<pid> <op> <request id>`");
+                let (Some(process), Some(operation), Some(request_id)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    panic!("invocation log line {l:?} is not `<process> <op> <request id>`");
                 };
                 Invocation {
-                    pid: pid.parse().unwrap_or_else(|_| panic!("pid in {l:?}")),
+                    process: process.to_owned(),
                     operation: operation.to_owned(),
                     request_id: request_id.to_owned(),
                 }

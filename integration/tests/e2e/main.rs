@@ -16,5 +16,6 @@ mod audit;
 mod bins;
 mod connectors;
 mod harness;
+mod jail;
 mod kill9;
 mod pipeline;
