@@ -189,6 +189,14 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// A path below the state dir is a symlink, or leads through one. The state dir is
+    /// the connector's to write, so a link there (planted by an earlier run, say) could
+    /// point a bind or a chown anywhere on the host; such paths are never followed.
+    #[error("{path} is, or leads through, a symlink below the state dir; it is not followed")]
+    SymlinkInStateDir {
+        /// The path.
+        path: PathBuf,
+    },
     /// The kernel cannot enforce Landlock (in hard-requirement mode) or did not report
     /// the ruleset fully enforced.
     #[error("landlock is not fully enforced: {reason}")]

@@ -340,9 +340,15 @@ fn write_id_maps(pid: rustix::process::Pid, identity: fcp_policy::jail::Identity
     Ok(())
 }
 
-/// Creates the writable paths below the state dir and, when the supervisor is `root`, gives them (and the state dir, when writable) to the jail's uid and gid; in a
-/// user namespace the supervisor's own uid is the jail's. Writable paths outside the state dir are
-/// the operator's to own.
+/// Creates the writable paths below the state dir and, when the supervisor is root,
+/// gives them (and the state dir, when writable) to the jail's uid and gid; in a user
+/// namespace the supervisor's own uid is the jail's. Writable paths outside the state
+/// dir are the operator's to own.
+///
+/// The state dir is the connector's to write, so nothing below it is trusted: the walk
+/// opens each component relative to its parent with `O_NOFOLLOW`, creates missing ones
+/// with `mkdirat`, chowns through the open descriptor, and refuses a symlink
+/// ([`SandboxError::SymlinkInStateDir`]) instead of following it.
 fn give_writable_paths(plan: &JailPlan, spec: &SpawnSpec, root: bool) -> Result<(), SandboxError> {
     let (uid, gid) = (plan.identity.uid, plan.identity.gid);
     let state = spec.state_dir();
@@ -352,18 +358,59 @@ fn give_writable_paths(plan: &JailPlan, spec: &SpawnSpec, root: bool) -> Result<
             if access != BindAccess::ReadWrite || origin != BindOrigin::WritablePath || !target.starts_with(state) {
                 continue;
             }
-            let chown = |p: &Path| {
-                std::os::unix::fs::chown(p, Some(uid), Some(gid))
-                    .map_err(|source| SandboxError::ChownWritable { path: p.to_owned(), source })
-            };
-            fs::create_dir_all(target)
-                .map_err(|source| SandboxError::CreateStateDir { path: target.to_owned(), source })?;
-            let mut dir = Some(target).filter(|_| root);
-            while let Some(d) = dir.filter(|d| d.starts_with(state)) {
-                chown(d)?;
-                dir = d.parent();
-            }
+            walk_beneath(state, target, |dir, path| {
+                if !root {
+                    return Ok(());
+                }
+                rustix::fs::fchown(
+                    dir,
+                    Some(rustix::process::Uid::from_raw(uid)),
+                    Some(rustix::process::Gid::from_raw(gid)),
+                )
+                .map_err(|e| SandboxError::ChownWritable { path: path.to_owned(), source: e.into() })
+            })?;
         }
+    }
+    Ok(())
+}
+
+/// Opens `target`, a directory at or below `state`, one component at a time without
+/// following symlinks, creating missing components (mode 0700), and calls `each` with
+/// every directory from `state` down to `target`.
+fn walk_beneath(
+    state: &Path,
+    target: &Path,
+    mut each: impl FnMut(&OwnedFd, &Path) -> Result<(), SandboxError>,
+) -> Result<(), SandboxError> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let refused = |path: &Path| SandboxError::SymlinkInStateDir { path: path.to_owned() };
+    let mut dir = rustix::fs::open(state, flags, Mode::empty()).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => refused(state),
+        e => SandboxError::CreateStateDir { path: state.to_owned(), source: e.into() },
+    })?;
+    let mut path = state.to_owned();
+    each(&dir, &path)?;
+    let rest = target.strip_prefix(state).map_err(|_| refused(target))?;
+    for component in rest.components() {
+        let std::path::Component::Normal(name) = component else { return Err(refused(target)) };
+        path.push(name);
+        let next = match rustix::fs::openat(&dir, name, flags, Mode::empty()) {
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(SandboxError::CreateStateDir { path: path.clone(), source: e.into() }),
+                }
+                rustix::fs::openat(&dir, name, flags, Mode::empty())
+            }
+            other => other,
+        };
+        dir = next.map_err(|e| match e {
+            Errno::LOOP | Errno::NOTDIR => refused(&path),
+            e => SandboxError::CreateStateDir { path: path.clone(), source: e.into() },
+        })?;
+        each(&dir, &path)?;
     }
     Ok(())
 }
@@ -407,6 +454,8 @@ fn prepare(
     let mut sources: Vec<(PathBuf, PathBuf, bool)> = Vec::new();
     let mut tmpfs_size = 1u64 << 20;
     let mut proc_target = PathBuf::from("/proc");
+    let state_real = fs::canonicalize(spec.state_dir())
+        .map_err(|source| SandboxError::InspectStateDir { path: spec.state_dir().to_owned(), source })?;
     for mount in &plan.mounts {
         match mount {
             Mount::TmpfsRoot { size_bytes } => tmpfs_size = *size_bytes,
@@ -422,6 +471,13 @@ fn prepare(
                     Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(SandboxError::BindSource { path: source.clone(), source: e }),
                 };
+                // Below the state dir (the connector's to write) no symlink is followed:
+                // the resolved path must be the path itself.
+                if let Ok(rest) = source.strip_prefix(spec.state_dir()) {
+                    if real.strip_prefix(&state_real).ok() != Some(rest) {
+                        return Err(SandboxError::SymlinkInStateDir { path: source.clone() });
+                    }
+                }
                 let is_dir = real.is_dir();
                 let source = &real;
                 add_points(&mut points, target, is_dir);
@@ -558,4 +614,40 @@ fn add_points(points: &mut BTreeSet<(PathBuf, bool)>, target: &Path, is_dir: boo
         points.insert((a.to_owned(), true));
     }
     points.insert((target.to_owned(), is_dir));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_below_the_state_dir_creates_dirs_and_refuses_symlinks() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().join("state");
+        fs::create_dir(&state).expect("state");
+        let mut seen = Vec::new();
+        walk_beneath(&state, &state.join("a/b"), |_, p| {
+            seen.push(p.to_owned());
+            Ok(())
+        })
+        .expect("walked");
+        assert_eq!(seen, [state.clone(), state.join("a"), state.join("a/b")]);
+        assert!(state.join("a/b").is_dir());
+
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).expect("outside");
+        std::os::unix::fs::symlink(&outside, state.join("link")).expect("symlink");
+        for target in [state.join("link"), state.join("link/deeper")] {
+            match walk_beneath(&state, &target, |_, _| Ok(())) {
+                Err(SandboxError::SymlinkInStateDir { path }) => assert_eq!(path, state.join("link")),
+                other => panic!("{}: {other:?}", target.display()),
+            }
+        }
+        assert!(!outside.join("deeper").exists(), "nothing was made through the link");
+        std::os::unix::fs::symlink(&outside, tmp.path().join("state-link")).expect("symlink");
+        assert!(matches!(
+            walk_beneath(&tmp.path().join("state-link"), &tmp.path().join("state-link/x"), |_, _| Ok(())),
+            Err(SandboxError::SymlinkInStateDir { .. })
+        ));
+    }
 }
