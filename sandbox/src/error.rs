@@ -165,6 +165,46 @@ pub enum SandboxError {
         #[source]
         source: fcp_policy::jail::JailPlanError,
     },
+    /// The spec cannot be compiled into a seatbelt profile (macOS).
+    #[error("compile the seatbelt profile")]
+    CompileSeatbelt {
+        /// The cause.
+        #[source]
+        source: fcp_policy::platform::PlatformError,
+    },
+    /// The spec cannot be compiled into an AppContainer profile (Windows).
+    #[error("compile the appcontainer profile")]
+    CompileAppContainer {
+        /// The cause.
+        #[source]
+        source: fcp_policy::platform::PlatformError,
+    },
+    /// Resolving a path to its canonical form (symlinks followed) failed.
+    #[error("resolve {path}")]
+    ResolvePath {
+        /// The path as given.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// `sandbox_init` refused the seatbelt profile in the child (macOS).
+    #[error("apply the seatbelt profile: {message}")]
+    SandboxInit {
+        /// The start of `sandbox_init`'s message, lossily converted.
+        message: String,
+        /// The errno the child reported.
+        #[source]
+        source: io::Error,
+    },
+    /// The backend cannot start connectors on this platform yet.
+    #[error("backend {backend} cannot start connectors yet: {reason}")]
+    Unsupported {
+        /// The backend's [`Sandbox::name`](crate::Sandbox::name).
+        backend: &'static str,
+        /// What is missing.
+        reason: &'static str,
+    },
     /// A required bind source is missing or cannot be inspected.
     #[error("inspect bind source {path}")]
     BindSource {

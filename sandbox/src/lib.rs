@@ -15,6 +15,11 @@
 //! - [`LinuxJail`] (Linux): the full jail, installing a compiled
 //!   [`fcp_policy::jail::JailPlan`] (namespaces, pivot_root, Landlock, seccomp,
 //!   capability drop, cgroups), and [`escape`], the attempts of the escape probe.
+//! - `Seatbelt` (macOS): the plain process confined by a seatbelt profile compiled from
+//!   the same section ([`fcp_policy::platform::seatbelt`]); not yet run on a Mac.
+//! - `AppContainer` (Windows): computes the AppContainer profile
+//!   ([`fcp_policy::platform::appcontainer`]); launching is not implemented, its spawn
+//!   fails with [`SandboxError::Unsupported`].
 //!
 //! All unsafe code lives in `src/sys/` and `src/linux/sys.rs`.
 
@@ -28,6 +33,8 @@ mod jailed;
 mod layers;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "macos")]
+mod macos;
 mod pipe;
 mod plain;
 mod prexec;
@@ -36,6 +43,8 @@ mod spec;
 mod state_dir;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(windows)]
+mod windows;
 
 pub use breach::{Breach, LimitCounters, Syscall};
 pub use error::SandboxError;
@@ -43,9 +52,13 @@ pub use jailed::{Jailed, Outcome};
 pub use layers::{Degradation, Layer, Layers};
 #[cfg(target_os = "linux")]
 pub use linux::{escape, LinuxJail};
+#[cfg(target_os = "macos")]
+pub use macos::Seatbelt;
 pub use plain::PlainProcess;
 pub use recording::{RecordedChild, RecordingSandbox};
 pub use spec::{Environment, Isolation, Limits, Resource, SpawnSpec, CONNECTOR_STATE_VAR};
+#[cfg(windows)]
+pub use windows::AppContainer;
 
 /// A backend that starts connectors. Implementations: [`PlainProcess`] and
 /// [`RecordingSandbox`]; the full jail comes later. Callers hold it as `&dyn Sandbox` or

@@ -38,6 +38,7 @@
 //! outside quotes.
 
 use std::collections::BTreeSet;
+use std::ffi::CString;
 use std::fmt;
 use std::path::Path;
 
@@ -95,6 +96,13 @@ impl SeatbeltProfile {
     /// The profile text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The profile as the C string `sandbox_init` takes.
+    pub fn to_c_string(&self) -> CString {
+        // `compile` refuses every path holding a NUL and writes nothing else that could
+        // hold one; dropping NULs here only makes that visible, so `new` cannot fail.
+        CString::new(self.0.replace('\0', "")).unwrap_or_default()
     }
 }
 
@@ -455,6 +463,12 @@ mod tests {
         assert_eq!(quote(r"/x\"), r#""/x\\""#, "a trailing backslash cannot escape the closing quote");
         assert_eq!(quote("/ünï (cödé); x"), "\"/ünï (cödé); x\"");
         assert_eq!(parse_sbpl(&format!("(subpath {})", quote(r#"/a"b\c)"#))), Ok(vec![r#"/a"b\c)"#.to_owned()]));
+    }
+
+    #[test]
+    fn the_c_string_is_the_profile() {
+        let profile = profile_with(|_| {}).expect("profile");
+        assert_eq!(profile.to_c_string().to_str(), Ok(profile.as_str()));
     }
 
     #[test]
