@@ -495,3 +495,26 @@ fn outliving_the_wall_clock_is_a_breach() {
     let jailed = run_limited(&jail, &state, &["sleep", "60"], limits);
     assert_eq!(jailed.breach(), Some(Breach::WallClock));
 }
+
+#[test]
+fn a_layer_left_out_must_be_allowed_like_a_missing_one() {
+    let Some(jail) = jail("a_layer_left_out_must_be_allowed_like_a_missing_one") else { return };
+    let (_tmp, state) = state_dir();
+    let without = jail.without(Layers::of(&[Layer::Seccomp])).expect("seccomp is optional");
+    assert!(!without.layers().contains(Layer::Seccomp));
+    let refused = spec(&state, &["jail-report"]).with_degradation(Degradation::Refuse);
+    match without.spawn(&refused) {
+        Err(SandboxError::LayersMissing { refused, .. }) => assert!(refused.contains(Layer::Seccomp)),
+        other => panic!("unexpected {other:?}"),
+    }
+    let allowed = Layers::ALL.difference(without.layers());
+    let got = {
+        let jailed =
+            without.spawn(&spec(&state, &["jail-report"]).with_degradation(Degradation::AllowMissing(allowed)));
+        let (status, out, err) = run(jailed.expect("spawned"));
+        assert!(status.success(), "{err}");
+        json(&out)
+    };
+    assert_eq!(got["status"]["Seccomp"], "0", "no filter: {got}");
+    assert!(LinuxJail::new().expect("jail").without(Layers::of(&[Layer::Namespaces])).is_err(), "not optional");
+}

@@ -89,6 +89,8 @@ pub struct LinuxJail {
     binaries: Mutex<HashMap<PathBuf, Arc<Resolved>>>,
     /// The kernel log, for the syscall of a seccomp kill (`None` when unreadable).
     kernel_log: Option<Arc<KernelLog>>,
+    /// Layers this backend leaves out on purpose ([`LinuxJail::without`]).
+    left_out: Layers,
 }
 
 /// A program resolved once: its runtime files, the C string the jail execs (whose
@@ -136,7 +138,27 @@ impl LinuxJail {
             unprivileged,
             binaries: Mutex::new(HashMap::new()),
             kernel_log: KernelLog::open().ok(),
+            left_out: Layers::EMPTY,
         })
+    }
+
+    /// The layers [`LinuxJail::without`] can leave out.
+    pub const OPTIONAL: Layers = Layers::of(&[Layer::Landlock, Layer::Seccomp, Layer::Cgroups]);
+
+    /// This backend leaving `layers` out, as a machine without them would: they are
+    /// reported missing in [`LinuxJail::layers`], so a spec's
+    /// [`Degradation`](crate::Degradation) must allow them or the spawn fails, exactly as
+    /// on such a machine. For measuring what each layer costs (the cold-start
+    /// benchmark). Only [`LinuxJail::OPTIONAL`] layers can be left out.
+    pub fn without(mut self, layers: Layers) -> Result<LinuxJail, SandboxError> {
+        if !layers.is_subset(Self::OPTIONAL) {
+            return Err(SandboxError::LayersMissing {
+                backend: Self::NAME,
+                refused: layers.difference(Self::OPTIONAL),
+            });
+        }
+        self.left_out = self.left_out.union(layers);
+        Ok(self)
     }
 
     /// Why Landlock is missing, if it is.
@@ -227,11 +249,15 @@ impl Sandbox for LinuxJail {
             stderr: stderr_write,
         };
         let mut cgroup = match &self.cgroups {
-            Ok(support) => Some(support.create(&plan.limits)?),
-            Err(_) => None,
+            Ok(support) if !self.left_out.contains(Layer::Cgroups) => Some(support.create(&plan.limits)?),
+            _ => None,
         };
         let cgroup_procs = cgroup.as_mut().map(Cgroup::take_procs).unwrap_or_default();
-        let (cx, mut child_plan) = prepare(&plan, spec, self.landlock, &resolved, fds)?;
+        let landlock = self.landlock.filter(|_| !self.left_out.contains(Layer::Landlock));
+        let (cx, mut child_plan) = prepare(&plan, spec, landlock, &resolved, fds)?;
+        if self.left_out.contains(Layer::Seccomp) {
+            child_plan.seccomp.clear();
+        }
         child_plan.cgroup_procs = cgroup_procs;
         let mut flags = NAMESPACE_FLAGS;
         let mut maps_ready = None;
@@ -307,7 +333,7 @@ impl Sandbox for LinuxJail {
         if self.cgroups.is_err() {
             missing = missing.with(Layer::Cgroups);
         }
-        Self::LAYERS.difference(missing)
+        Self::LAYERS.difference(missing).difference(self.left_out)
     }
 }
 
