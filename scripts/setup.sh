@@ -5,7 +5,8 @@ set -euo pipefail
 
 # Debian packages the tests need. Later issues add swtpm, nftables, iproute2, ….
 # systemd: systemd-analyze, which verifies systemd/fcpd.service (supervisor/tests/systemd_unit.rs).
-PACKAGES=(pkg-config build-essential systemd)
+# bubblewrap: the baseline the jail's cold-start benchmark is measured against.
+PACKAGES=(pkg-config build-essential systemd bubblewrap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use fcp_policy::jail::{Arch, Binary, JailInputs};
-use fcp_policy::manifest::SandboxSection;
 use fcp_policy::platform::seatbelt::{self, SeatbeltProfile};
 use fcp_policy::platform::Egress;
 
@@ -70,7 +69,7 @@ impl Seatbelt {
             // Only the Linux seccomp plan depends on it; a Mac is x86-64 or arm64.
             arch: Arch::native().ok_or(SandboxError::UnsupportedArch)?,
         };
-        let profile = seatbelt::compile(&section(spec), &inputs, self.egress)
+        let profile = seatbelt::compile(&spec.sandbox_section(), &inputs, self.egress)
             .map_err(|source| SandboxError::CompileSeatbelt { source })?;
         Ok((profile, program))
     }
@@ -138,19 +137,4 @@ impl Sandbox for Seatbelt {
 
 fn canonical(path: &Path) -> Result<PathBuf, SandboxError> {
     std::fs::canonicalize(path).map_err(|source| SandboxError::ResolvePath { path: path.to_owned(), source })
-}
-
-/// The `[sandbox]` section a spec was built from (as the Linux jail rebuilds it).
-fn section(spec: &SpawnSpec) -> SandboxSection {
-    let (isolation, limits) = (spec.isolation(), spec.limits());
-    SandboxSection {
-        profile: isolation.profile,
-        memory_mb: limits.memory_mb.map_or(0, |m| m.get()),
-        cpu_percent: limits.cpu_percent.get(),
-        wall_clock_timeout_ms: u64::try_from(limits.wall_clock_timeout.as_millis()).unwrap_or(u64::MAX),
-        fs_readonly_paths: isolation.fs_readonly_paths.clone(),
-        fs_writable_paths: isolation.fs_writable_paths.clone(),
-        deny_exec: isolation.deny_exec,
-        deny_ptrace: isolation.deny_ptrace,
-    }
 }

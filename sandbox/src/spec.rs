@@ -150,6 +150,22 @@ impl SpawnSpec {
     pub fn degradation(&self) -> Degradation {
         self.degradation
     }
+
+    /// The `[sandbox]` section this spec carries, for a backend that compiles it (the
+    /// Linux jail's plan, the seatbelt and AppContainer profiles).
+    pub fn sandbox_section(&self) -> SandboxSection {
+        let (isolation, limits) = (&self.isolation, &self.limits);
+        SandboxSection {
+            profile: isolation.profile,
+            memory_mb: limits.memory_mb.map_or(0, |m| m.get()),
+            cpu_percent: limits.cpu_percent.get(),
+            wall_clock_timeout_ms: u64::try_from(limits.wall_clock_timeout.as_millis()).unwrap_or(u64::MAX),
+            fs_readonly_paths: isolation.fs_readonly_paths.clone(),
+            fs_writable_paths: isolation.fs_writable_paths.clone(),
+            deny_exec: isolation.deny_exec,
+            deny_ptrace: isolation.deny_ptrace,
+        }
+    }
 }
 
 fn absolute_dir(path: PathBuf) -> Result<PathBuf, SandboxError> {

@@ -37,7 +37,7 @@
 use std::num::NonZeroU32;
 use std::path::Path;
 
-use fcp_policy::manifest::{Manifest, SandboxSection};
+use fcp_policy::manifest::Manifest;
 use fcp_policy::platform::appcontainer::{self, AppContainerInputs, AppContainerProfile};
 use fcp_policy::platform::{Egress, PlatformError};
 
@@ -85,17 +85,8 @@ impl AppContainer {
             processors: self.processors,
             egress: self.egress,
         };
-        let section = SandboxSection {
-            profile: spec.isolation().profile,
-            memory_mb: spec.limits().memory_mb.map_or(0, |m| m.get()),
-            cpu_percent: spec.limits().cpu_percent.get(),
-            wall_clock_timeout_ms: u64::try_from(spec.limits().wall_clock_timeout.as_millis()).unwrap_or(u64::MAX),
-            fs_readonly_paths: spec.isolation().fs_readonly_paths.clone(),
-            fs_writable_paths: spec.isolation().fs_writable_paths.clone(),
-            deny_exec: spec.isolation().deny_exec,
-            deny_ptrace: spec.isolation().deny_ptrace,
-        };
-        appcontainer::compile(&section, &inputs).map_err(|source| SandboxError::CompileAppContainer { source })
+        appcontainer::compile(&spec.sandbox_section(), &inputs)
+            .map_err(|source| SandboxError::CompileAppContainer { source })
     }
 }
 

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use fcp_policy::jail::{compile_section, Arch, BindAccess, BindOrigin, JailInputs, JailPlan, Mount};
-use fcp_policy::manifest::{SandboxPath, SandboxSection};
+use fcp_policy::manifest::SandboxPath;
 use rustix::mount::MountFlags;
 
 pub(crate) use self::audit::KernelLog;
@@ -187,7 +187,7 @@ impl LinuxJail {
         let inputs =
             JailInputs { binary: resolved.binary.clone(), state_dir: spec.state_dir().to_owned(), arch: self.arch };
         let mut plan =
-            compile_section(&section(spec), &inputs).map_err(|source| SandboxError::CompileJail { source })?;
+            compile_section(&spec.sandbox_section(), &inputs).map_err(|source| SandboxError::CompileJail { source })?;
         plan.limits.pids_max = spec.limits().pids_max;
         Ok(plan)
     }
@@ -209,21 +209,6 @@ impl LinuxJail {
         });
         self.binaries.lock().unwrap_or_else(PoisonError::into_inner).insert(program.to_owned(), Arc::clone(&resolved));
         Ok(resolved)
-    }
-}
-
-/// The `[sandbox]` section a spec was built from.
-fn section(spec: &SpawnSpec) -> SandboxSection {
-    let (isolation, limits) = (spec.isolation(), spec.limits());
-    SandboxSection {
-        profile: isolation.profile,
-        memory_mb: limits.memory_mb.map_or(0, |m| m.get()),
-        cpu_percent: limits.cpu_percent.get(),
-        wall_clock_timeout_ms: u64::try_from(limits.wall_clock_timeout.as_millis()).unwrap_or(u64::MAX),
-        fs_readonly_paths: isolation.fs_readonly_paths.clone(),
-        fs_writable_paths: isolation.fs_writable_paths.clone(),
-        deny_exec: isolation.deny_exec,
-        deny_ptrace: isolation.deny_ptrace,
     }
 }
 
