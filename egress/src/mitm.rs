@@ -1,0 +1,1 @@
+//! TLS interception for credential injection (being built).
