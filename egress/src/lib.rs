@@ -14,4 +14,9 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod hello;
 pub mod mitm;
+pub mod net;
+pub mod proxy;
+#[allow(unsafe_code)]
+mod sys;

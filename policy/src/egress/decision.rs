@@ -37,6 +37,20 @@ pub struct EgressConstraints {
 }
 
 impl EgressConstraints {
+    /// The fields of a validated manifest's `network_constraints` the decision reads.
+    pub fn from_manifest(nc: &crate::manifest::NetworkConstraints) -> EgressConstraints {
+        EgressConstraints {
+            host_allow: nc.host_allow.iter().map(|h| h.as_str().to_owned()).collect(),
+            port_allow: nc.port_allow.clone(),
+            deny_localhost: nc.deny_localhost,
+            deny_private_ranges: nc.deny_private_ranges,
+            deny_tailnet_ranges: nc.deny_tailnet_ranges,
+            deny_ip_literals: nc.deny_ip_literals,
+            require_sni: nc.require_sni,
+            dns_max_ips: nc.dns_max_ips,
+        }
+    }
+
     /// Step 3: whether some `host_allow` entry matches `host`.
     ///
     /// A name matches an entry equal to it, or an entry `*.suffix` when it ends in
