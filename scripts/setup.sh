@@ -7,6 +7,9 @@ set -euo pipefail
 # systemd: systemd-analyze, which verifies systemd/fcpd.service (supervisor/tests/systemd_unit.rs).
 # bubblewrap: the baseline the jail's cold-start benchmark is measured against.
 PACKAGES=(pkg-config build-essential systemd bubblewrap)
+# swtpm, swtpm-tools, tpm2-tools: the TPM simulator each fcp-attest test starts, and the
+# independent quote verifier it is checked against; libtss2-dev: the TSS2 ESAPI tss-esapi links.
+PACKAGES+=(swtpm swtpm-tools tpm2-tools libtss2-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -280,6 +280,31 @@ impl NodeKeys {
     }
 }
 
+impl NodeKeys {
+    /// The public halves, for an attestation or an enrollment request.
+    pub fn public_keys(&self) -> NodePublicKeys {
+        NodePublicKeys {
+            node_id: self.node_id.clone(),
+            signing: self.signing.public(),
+            encryption: self.encryption.public(),
+            issuance: self.issuance.public(),
+        }
+    }
+}
+
+/// A node's public keys: what an owner sees of a device it enrolls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodePublicKeys {
+    /// The node's canonical id.
+    pub node_id: String,
+    /// Signing key.
+    pub signing: NodeSigningPublicKey,
+    /// Encryption key (X25519).
+    pub encryption: [u8; 32],
+    /// Issuance key.
+    pub issuance: NodeIssuancePublicKey,
+}
+
 fn check_node_id(node_id: &str) -> Result<(), KeyError> {
     if is_canonical_id(node_id) {
         Ok(())
@@ -503,18 +528,38 @@ impl NodeKeyAttestation {
 
     /// The owner signs an attestation for a node's keys.
     pub fn issue(owner: &OwnerKey, claims: AttestationClaims<'_>) -> Result<Self, KeyError> {
-        let mut tags: Vec<String> = claims.tags.iter().map(|s| (*s).to_owned()).collect();
+        Self::issue_public(
+            owner,
+            &claims.node.public_keys(),
+            claims.tags,
+            claims.issued_at,
+            claims.expires_at,
+            claims.posture,
+        )
+    }
+
+    /// The owner signs an attestation for public keys it was shown, without their
+    /// secrets: enrolling another device (fcp-attest, spec/attest.md).
+    pub fn issue_public(
+        owner: &OwnerKey,
+        keys: &NodePublicKeys,
+        tags: &[&str],
+        issued_at: u64,
+        expires_at: u64,
+        posture: Option<DevicePosture>,
+    ) -> Result<Self, KeyError> {
+        let mut tags: Vec<String> = tags.iter().map(|s| (*s).to_owned()).collect();
         tags.sort();
         tags.dedup();
         let mut a = NodeKeyAttestation {
-            node_id: claims.node.node_id.clone(),
-            signing_key: claims.node.signing.public(),
-            encryption_key: claims.node.encryption.public(),
-            issuance_key: claims.node.issuance.public(),
+            node_id: keys.node_id.clone(),
+            signing_key: keys.signing,
+            encryption_key: keys.encryption,
+            issuance_key: keys.issuance,
             tags,
-            issued_at: claims.issued_at,
-            expires_at: claims.expires_at,
-            posture: claims.posture,
+            issued_at,
+            expires_at,
+            posture,
             signer_kid: owner.kid(),
             signature: [0; 64],
         };
