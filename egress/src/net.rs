@@ -5,12 +5,14 @@
 //! [`Network::open`] (once, at fcpd start) checks the address pool against the host's
 //! routes, removes what a killed predecessor left (its nftables table and `fcpv*`
 //! links), and installs one nftables table, `inet fcp_egress`:
+//! - `screen` (filter, before NAT): from any `fcpv*` link only IPv4 TCP and UDP to port
+//!   53 pass; everything else (other UDP, QUIC included, ICMP, IPv6) is dropped and
+//!   counted per link in the set `dropped`;
 //! - `prerouting` (nat): from any `fcpv*` link, UDP and TCP to port 53 are redirected
 //!   to the DNS responder, every other TCP connection to the proxy (the proxy reads the
 //!   original destination with `SO_ORIGINAL_DST`);
 //! - `input`: from `fcpv*`, only the proxy's and the responder's ports are accepted;
-//!   everything else (other UDP, QUIC included, ICMP, IPv6) is dropped and counted per
-//!   link in the set `dropped`;
+//!   anything else is dropped and counted;
 //! - `forward`: nothing is forwarded from or to an `fcpv*` link, so no jail reaches
 //!   another interface or another jail.
 //!
@@ -432,6 +434,12 @@ pub fn ruleset(ports: Ports) -> String {
     flags dynamic
     counter
     size 65536
+  }}
+  chain screen {{
+    type filter hook prerouting priority mangle; policy accept;
+    iifname "{LINK_PREFIX}*" meta nfproto ipv4 meta l4proto tcp accept
+    iifname "{LINK_PREFIX}*" meta nfproto ipv4 udp dport 53 accept
+    iifname "{LINK_PREFIX}*" update @dropped {{ iifname }} drop
   }}
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;

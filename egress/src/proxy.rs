@@ -51,6 +51,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::hello::{self, Hello};
+
+/// Most addresses pinned per jail.
+const MAX_PINNED: usize = 4096;
+/// Most names pinned per address.
+const MAX_NAMES_PER_ADDRESS: usize = 16;
 use crate::net::Ports;
 
 /// What one operation may reach: its `network_constraints`, defaults filled in.
@@ -199,8 +204,9 @@ struct Jail {
     host_addr: Ipv4Addr,
     jail_addr: Ipv4Addr,
     policy: Mutex<Option<Arc<OperationPolicy>>>,
-    /// address → (name, until): the addresses the responder returned.
-    pins: Mutex<HashMap<IpAddr, (DnsName, Instant)>>,
+    /// address → [(name, until)]: the addresses the responder returned, and for which
+    /// names (one address may serve several).
+    pins: Mutex<HashMap<IpAddr, Vec<(DnsName, Instant)>>>,
     counters: Counters,
     connections: Semaphore,
 }
@@ -210,9 +216,29 @@ impl Jail {
         self.policy.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    fn pinned_name(&self, ip: IpAddr) -> Option<DnsName> {
+    /// The names the responder returned `ip` for, still pinned.
+    fn pinned_names(&self, ip: IpAddr) -> Vec<DnsName> {
         let pins = self.pins.lock().unwrap_or_else(PoisonError::into_inner);
-        pins.get(&ip).filter(|(_, until)| *until > Instant::now()).map(|(name, _)| name.clone())
+        let now = Instant::now();
+        pins.get(&ip).into_iter().flatten().filter(|(_, until)| *until > now).map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Pins `ip` to `name` until `until`.
+    fn pin(&self, ip: IpAddr, name: &DnsName, until: Instant) {
+        let mut pins = self.pins.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        pins.retain(|_, names| {
+            names.retain(|(_, t)| *t > now);
+            !names.is_empty()
+        });
+        if pins.len() >= MAX_PINNED && !pins.contains_key(&ip) {
+            return;
+        }
+        let names = pins.entry(ip).or_default();
+        names.retain(|(n, _)| n != name);
+        if names.len() < MAX_NAMES_PER_ADDRESS {
+            names.push((name.clone(), until));
+        }
     }
 }
 
@@ -562,13 +588,18 @@ async fn transparent(
             )));
         }
     };
-    // The name: the SNI when the responder returned this address for it, else the name
-    // the address was returned for, else the address itself (an IP literal).
-    let pinned = jail.pinned_name(ip);
-    let host = match (&sni, &pinned) {
-        (Some(s), Some(p)) if s.trim_end_matches('.').eq_ignore_ascii_case(p.as_str()) => p.as_str().to_owned(),
-        (_, Some(p)) => p.as_str().to_owned(),
-        (_, None) => ip.to_string(),
+    // The name: the SNI when the responder returned this address for it; else the first
+    // name it was returned for that the operation admits (or the first, to report why
+    // not); else the address itself, decided as an IP literal.
+    let names = jail.pinned_names(ip);
+    let sni_name = sni.as_deref().map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+    let host = match names.iter().find(|n| sni_name.as_deref() == Some(n.as_str())) {
+        Some(n) => n.as_str().to_owned(),
+        None => names
+            .iter()
+            .find(|n| admit(&policy.constraints, n.as_str(), port, sni.as_deref()).is_ok())
+            .or(names.first())
+            .map_or_else(|| ip.to_string(), |n| n.as_str().to_owned()),
     };
     let admitted =
         admit(&policy.constraints, &host, port, sni.as_deref()).map_err(|r| refuse(policy, host.clone(), port, &r))?;
@@ -959,15 +990,9 @@ async fn answer(shared: &Shared, jail: &Jail, query: &[u8]) -> Option<Vec<u8>> {
             kept.push((ip, ttl));
         }
     }
-    {
-        let until = Instant::now() + shared.limits.pin_for;
-        let mut pins = jail.pins.lock().unwrap_or_else(PoisonError::into_inner);
-        pins.retain(|_, (_, t)| *t > Instant::now());
-        for (ip, _) in &kept {
-            if pins.len() < 4096 || pins.contains_key(ip) {
-                pins.insert(*ip, (host.clone(), until));
-            }
-        }
+    let until = Instant::now() + shared.limits.pin_for;
+    for (ip, _) in &kept {
+        jail.pin(*ip, &host, until);
     }
     for (ip, ttl) in &kept {
         if let IpAddr::V4(v4) = ip {

@@ -120,6 +120,10 @@ pub struct JailInputs {
     pub state_dir: PathBuf,
     /// The architecture the seccomp program is for.
     pub arch: Arch,
+    /// Files the supervisor provides for the jail's network, bound read-only: the
+    /// jail's `/etc/resolv.conf` (naming the egress proxy's DNS responder) and the trust
+    /// store of the proxy's per-jail CA. Each is a [`RuntimeFile`] (host path, jail path).
+    pub network_files: Vec<RuntimeFile>,
 }
 
 /// A namespace the jail creates.
@@ -178,6 +182,8 @@ pub enum BindOrigin {
     Certificates,
     /// A device node.
     Device,
+    /// A file the supervisor provides for the jail's network ([`JailInputs::network_files`]).
+    Network,
 }
 
 /// How a bind may be used.
@@ -605,7 +611,7 @@ pub fn compile_section(sandbox: &SandboxSection, inputs: &JailInputs) -> Result<
     for path in [&inputs.binary.path, &inputs.state_dir] {
         normal_input(path)?;
     }
-    for file in inputs.binary.interpreter.iter().chain(&inputs.binary.libraries) {
+    for file in inputs.binary.interpreter.iter().chain(&inputs.binary.libraries).chain(&inputs.network_files) {
         normal_input(&file.jail_path)?;
         normal_input(&file.host_path)?;
     }
@@ -636,6 +642,9 @@ pub fn compile_section(sandbox: &SandboxSection, inputs: &JailInputs) -> Result<
     }
     for dev in DEVICES {
         binds.push(Bind::same(PathBuf::from(dev), BindAccess::Device, BindOrigin::Device, true));
+    }
+    for file in &inputs.network_files {
+        binds.push(Bind::file(file, BindOrigin::Network));
     }
 
     let landlock = landlock_plan(&binds, sandbox.deny_exec);
@@ -1186,6 +1195,7 @@ deny_ptrace = true
 
     fn inputs(arch: Arch) -> JailInputs {
         JailInputs {
+            network_files: Vec::new(),
             binary: Binary {
                 path: PathBuf::from("/opt/fcp/minimal"),
                 interpreter: Some(RuntimeFile {

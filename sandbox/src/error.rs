@@ -318,6 +318,17 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// Entering the network namespace the supervisor prepared failed in the child.
+    #[error("enter the jail's network namespace")]
+    EnterNetwork {
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A jail network needs a supervisor that is root (the namespace is the host's
+    /// root user's, which a jail in a user namespace cannot enter).
+    #[error("a jail network needs fcpd to run as root")]
+    NetworkNeedsRoot,
     /// Redirecting stdio to the pipes failed in the child.
     #[error("redirect stdio")]
     Stdio {

@@ -56,7 +56,7 @@ pub use linux::{escape, LinuxJail};
 pub use macos::Seatbelt;
 pub use plain::PlainProcess;
 pub use recording::{RecordedChild, RecordingSandbox};
-pub use spec::{Environment, Isolation, Limits, Resource, SpawnSpec, CONNECTOR_STATE_VAR};
+pub use spec::{Environment, Isolation, JailNetwork, Limits, Resource, SpawnSpec, CONNECTOR_STATE_VAR};
 #[cfg(windows)]
 pub use windows::AppContainer;
 

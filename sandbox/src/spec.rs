@@ -29,7 +29,28 @@ pub struct SpawnSpec {
     limits: Limits,
     isolation: Isolation,
     degradation: Degradation,
+    network: Option<JailNetwork>,
 }
+
+/// A network the supervisor prepared for the jail (the egress crate's per-jail
+/// namespace, whose only way out is the egress proxy). Without one, the Linux jail gives
+/// the connector a new, empty network namespace (loopback only).
+#[derive(Clone, Debug)]
+pub struct JailNetwork {
+    /// The network namespace the connector is placed in.
+    pub netns: std::sync::Arc<std::os::fd::OwnedFd>,
+    /// Files bound read-only into the jail: (host path, jail path), e.g. its
+    /// `/etc/resolv.conf` and the proxy CA's trust store.
+    pub files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl PartialEq for JailNetwork {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.netns, &other.netns) && self.files == other.files
+    }
+}
+
+impl Eq for JailNetwork {}
 
 impl SpawnSpec {
     /// A spec for `program` (absolute) with `state_dir` (absolute) as its state and
@@ -50,6 +71,7 @@ impl SpawnSpec {
             limits: Limits::default(),
             isolation: Isolation::strictest(),
             degradation: Degradation::Refuse,
+            network: None,
         })
     }
 
@@ -149,6 +171,18 @@ impl SpawnSpec {
     /// The degradation policy.
     pub fn degradation(&self) -> Degradation {
         self.degradation
+    }
+
+    /// Places the connector in `network` instead of a new, empty network namespace.
+    #[must_use]
+    pub fn with_network(mut self, network: JailNetwork) -> SpawnSpec {
+        self.network = Some(network);
+        self
+    }
+
+    /// The network the supervisor prepared, if any.
+    pub fn network(&self) -> Option<&JailNetwork> {
+        self.network.as_ref()
     }
 
     /// The `[sandbox]` section this spec carries, for a backend that compiles it (the

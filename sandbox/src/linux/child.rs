@@ -49,6 +49,9 @@ pub(super) struct ChildPlan {
     pub(super) id_maps: Option<(OwnedFd, RawFd)>,
     /// The child's end of the report pipe (close-on-exec).
     pub(super) report: OwnedFd,
+    /// The network namespace to enter (the supervisor's per-jail network), instead of
+    /// the new one clone would make.
+    pub(super) netns: Option<std::sync::Arc<OwnedFd>>,
     /// The child's ends of the stdio pipes.
     pub(super) stdin: OwnedFd,
     pub(super) stdout: OwnedFd,
@@ -119,6 +122,10 @@ fn steps(plan: &ChildPlan) -> Result<(), (JailStep, Errno)> {
                 Err(e) => return Err((S::WaitIdMap, e)),
             }
         }
+    }
+    if let Some(netns) = &plan.netns {
+        rustix::thread::move_into_link_name_space(netns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
+            .map_err(at(S::EnterNetwork))?;
     }
     process::set_parent_process_death_signal(Some(process::Signal::KILL)).map_err(at(S::ParentDeathSignal))?;
     // The parent may have died before the death signal was armed: then nobody reads the

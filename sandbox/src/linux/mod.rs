@@ -184,8 +184,24 @@ impl LinuxJail {
     /// its path, and one that disappeared fails the spawn at its bind.
     pub fn plan(&self, spec: &SpawnSpec) -> Result<JailPlan, SandboxError> {
         let resolved = self.resolve(spec.program())?;
-        let inputs =
-            JailInputs { binary: resolved.binary.clone(), state_dir: spec.state_dir().to_owned(), arch: self.arch };
+        let network_files = spec
+            .network()
+            .map(|n| {
+                n.files
+                    .iter()
+                    .map(|(host, jail)| fcp_policy::jail::RuntimeFile {
+                        host_path: host.clone(),
+                        jail_path: jail.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let inputs = JailInputs {
+            network_files,
+            binary: resolved.binary.clone(),
+            state_dir: spec.state_dir().to_owned(),
+            arch: self.arch,
+        };
         let mut plan =
             compile_section(&spec.sandbox_section(), &inputs).map_err(|source| SandboxError::CompileJail { source })?;
         plan.limits.pids_max = spec.limits().pids_max;
@@ -245,6 +261,14 @@ impl Sandbox for LinuxJail {
         }
         child_plan.cgroup_procs = cgroup_procs;
         let mut flags = NAMESPACE_FLAGS;
+        if let Some(network) = spec.network() {
+            // The child enters the supervisor's namespace instead of a new one.
+            if self.unprivileged {
+                return Err(SandboxError::NetworkNeedsRoot);
+            }
+            flags &= !(libc::CLONE_NEWNET as u64);
+            child_plan.netns = Some(Arc::clone(&network.netns));
+        }
         let mut maps_ready = None;
         if self.unprivileged {
             flags |= libc::CLONE_NEWUSER as u64;
@@ -575,6 +599,7 @@ fn prepare(
         report_read: fds.report_read,
         id_maps: None,
         report: fds.report,
+        netns: None,
         stdin: fds.stdin,
         stdout: fds.stdout,
         stderr: fds.stderr,

@@ -46,6 +46,7 @@ pub(crate) enum JailStep {
     EnterCgroup,
     UnshareCgroup,
     WaitIdMap,
+    EnterNetwork,
 }
 
 /// What the parent knows to name the objects of a failed step.
@@ -110,6 +111,7 @@ impl JailStep {
             EnterCgroup => (31, 0),
             UnshareCgroup => (32, 0),
             WaitIdMap => (33, 0),
+            EnterNetwork => (34, 0),
         }
     }
 
@@ -164,6 +166,7 @@ impl JailStep {
             (31, 0) => EnterCgroup,
             (32, 0) => UnshareCgroup,
             (33, 0) => WaitIdMap,
+            (34, 0) => EnterNetwork,
             _ => return None,
         };
         Some((step, errno))
@@ -212,6 +215,7 @@ impl JailStep {
             EnterCgroup => SandboxError::EnterCgroup { source },
             UnshareCgroup => SandboxError::UnshareCgroup { source },
             WaitIdMap => SandboxError::WaitIdMap { source },
+            EnterNetwork => SandboxError::EnterNetwork { source },
         }
     }
 }
@@ -256,6 +260,7 @@ mod tests {
             EnterCgroup,
             UnshareCgroup,
             WaitIdMap,
+            EnterNetwork,
         ];
         steps.extend(Resource::ALL.map(Rlimit));
         steps
@@ -275,7 +280,7 @@ mod tests {
         assert_eq!(JailStep::decode(&[1, 1, 0, 0, 1, 0, 0]), None);
         assert_eq!(JailStep::decode(&[2, 1, 0, 0, 1, 0, 0, 0]), None);
         assert_eq!(JailStep::decode(&[1, 0, 0, 0, 1, 0, 0, 0]), None);
-        assert_eq!(JailStep::decode(&[1, 34, 0, 0, 1, 0, 0, 0]), None);
+        assert_eq!(JailStep::decode(&[1, 35, 0, 0, 1, 0, 0, 0]), None);
         assert_eq!(JailStep::decode(&[1, 1, 1, 0, 1, 0, 0, 0]), None, "an argument where none belongs");
         assert_eq!(JailStep::decode(&[1, 17, 9, 0, 1, 0, 0, 0]), None, "no such resource");
         assert_eq!(JailStep::decode(&[1, 21, 0, 1, 1, 0, 0, 0]), None, "capability above 255");
