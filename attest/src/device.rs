@@ -148,6 +148,11 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, AttestError> {
     Ok(out)
 }
 
+/// The owner key of an owner node's home (`HOME/keys/owner.key`), for `fcp enroll`.
+pub fn owner_key(home: &Path) -> Result<fcp_proto::keys::OwnerKey, AttestError> {
+    Ok(fcp_proto::keys::OwnerKey::from_seed(&*read_key_file(&home.join("keys").join("owner.key"))?))
+}
+
 fn keys_from_seeds(node_id: String, seeds: &[u8]) -> Result<NodeKeys, AttestError> {
     if seeds.len() != 96 {
         return Err(AttestError::Unseal(format!("unsealed {} bytes, expected 96", seeds.len())));

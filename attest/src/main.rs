@@ -95,6 +95,11 @@ fn tcti(cli_tcti: Option<&str>, home: &Path) -> String {
 }
 
 fn main() -> ExitCode {
+    // libtss2 logs every failed probe to stderr; our errors say what failed. Still
+    // single-threaded here, so setting the variable races with nothing.
+    if std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
+    }
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod daemon;
 mod doctor;
+mod enroll;
 mod files;
 mod keyfile;
 mod keygen;
@@ -70,6 +71,9 @@ enum Command {
     /// Run a program under a manifest's jail (like bwrap or nsjail); explain the jail.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Enroll a device: nonce, verify its TPM quote, finish its credential activation.
+    #[command(subcommand)]
+    Enroll(enroll::EnrollCommand),
     /// Benchmarks with JSON output (`fcp bench invoke-local --json`).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => daemon::audit(&cli.socket, a),
         Command::Sandbox(a) => sandbox::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Enroll(a) => enroll::run(a),
         Command::Doctor(a) => doctor::run(&cli.socket, a),
     };
     match result {

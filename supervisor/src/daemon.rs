@@ -81,6 +81,8 @@ pub struct Daemon {
     store: Store,
     state: Mutex<State>,
     instances: Mutex<HashMap<String, Arc<Mutex<Instance>>>>,
+    /// The egress networks and proxy, once started ([`Daemon::set_egress`]).
+    egress: std::sync::OnceLock<Arc<crate::egress::Egress>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -221,6 +223,23 @@ impl Daemon {
         &self.home
     }
 
+    /// A zone that requires hardware-backed keys gives its keys, tokens and connectors
+    /// only to a node with a valid TPM posture (spec/protocol.md §5, spec/attest.md §5).
+    /// Zones that do not require it never ask, so no TPM problem reaches them.
+    fn require_posture(&self, zone: &ZoneId) -> Result<(), RequestFailure> {
+        if !self.home.zone_policy(zone).is_some_and(|p| p.require_hardware_keys) {
+            return Ok(());
+        }
+        self.home.hardware_posture(now()).map(|_| ()).map_err(|why| {
+            fail(
+                "zone.hardware_required",
+                format!(
+                    "{zone} requires hardware-backed node keys and this node has no valid TPM posture ({why}); enroll it: `fcp enroll nonce`, `fcp-attest request`, `fcp enroll verify`, `fcp-attest activate`, `fcp enroll finish`, `fcp-attest install`"
+                ),
+            )
+        })
+    }
+
     /// Answers one control request from a caller whose uid the socket reported.
     pub async fn handle(&self, req: ControlRequest, caller_uid: Option<u32>) -> Result<Value, RequestFailure> {
         match req {
@@ -303,11 +322,16 @@ impl Daemon {
                 "allowed_missing": self.degradation.allowed_missing().iter().map(|l| l.as_str()).collect::<Vec<_>>(),
             },
             "store_durability": self.store.durability(),
+            "hardware_posture": match self.home.hardware_posture(now()) {
+                Ok(p) => json!({ "valid": true, "posture": p }),
+                Err(why) => json!({ "valid": false, "why": why }),
+            },
         }))
     }
 
     async fn restart(&self, connector: &str, zone: &str) -> Result<Value, RequestFailure> {
         let zone = parse_zone(zone)?;
+        self.require_posture(&zone)?;
         let key = instance_key(connector, &zone);
         let spec = {
             let st = self.state.lock().await;
@@ -550,6 +574,7 @@ impl Daemon {
 
     async fn install(&self, bytes: &[u8], zone: &str) -> Result<Value, RequestFailure> {
         let zone = parse_zone(zone)?;
+        self.require_posture(&zone)?;
         let policy =
             self.home.zone_policy(&zone).ok_or_else(|| fail("zone.unknown", format!("no zone {zone}")))?.clone();
         let pkg = Package::from_bytes(bytes).map_err(|e| fail(e.code(), e.to_string()))?;
@@ -658,6 +683,7 @@ impl Daemon {
         ttl: Option<u64>,
     ) -> Result<Value, RequestFailure> {
         let zone = parse_zone(zone)?;
+        self.require_posture(&zone)?;
         let now = now();
         let ttl = ttl.unwrap_or(DEFAULT_TOKEN_TTL_SECS).clamp(1, MAX_TOKEN_TTL_SECS);
         let mut st = self.state.lock().await;
@@ -890,6 +916,9 @@ impl Daemon {
         // Decide, under the state lock; release it before the connector runs.
         let (decision, spec, op_schemas, tier) = {
             let mut st = self.state.lock().await;
+            if let Err(f) = self.require_posture(&zone) {
+                return self.deny_early(&mut st, &zone, &request_id, &call, f.code, f.message, trace, now);
+            }
             let Some(inst) = st.installed.get(&key) else {
                 return self.deny_early(
                     &mut st,

@@ -10,6 +10,7 @@
 //! HOME/state.redb                                                     the store
 //! HOME/connectors/<blake3>/{binary,manifest.toml}                     content-addressed
 //! HOME/instances/<connector>@<zone>/                                  $CONNECTOR_STATE
+//! HOME/attest/                                                        fcp-attest: TPM state, sealed node keys, enrollment
 //! ```
 
 use std::fs;
@@ -20,7 +21,8 @@ use std::path::{Path, PathBuf};
 use fcp_proto::cbor;
 use fcp_proto::id::{is_canonical_id, ObjectIdKey, ZoneId};
 use fcp_proto::keys::{
-    AttestationClaims, NodeEncryptionKey, NodeIssuanceKey, NodeKeyAttestation, NodeKeys, NodeSigningKey, OwnerKey,
+    AttestationClaims, DevicePosture, NodeEncryptionKey, NodeIssuanceKey, NodeKeyAttestation, NodeKeys, NodeSigningKey,
+    OwnerKey,
 };
 use fcp_proto::zone::{standard_zones, OwnerSigned, ZoneDefinition, ZonePolicy};
 use rand_core::{OsRng, RngCore};
@@ -63,6 +65,25 @@ pub enum HomeError {
     /// A bad argument.
     #[error("{0}")]
     Invalid(String),
+    /// The node keys are sealed by a TPM that cannot give them back (spec/attest.md §5).
+    #[error("the node keys are sealed by the TPM and cannot be unsealed")]
+    Sealed(#[source] fcp_attest::AttestError),
+}
+
+impl HomeError {
+    /// Whether retrying cannot help: the TPM that sealed the node keys was cleared or
+    /// replaced, or its PCR policy no longer holds. fcpd exits with 78 (EX_CONFIG) then,
+    /// which systemd/fcpd.service does not restart.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            HomeError::Sealed(
+                fcp_attest::AttestError::TpmCleared
+                    | fcp_attest::AttestError::TpmReplaced
+                    | fcp_attest::AttestError::Unseal(_)
+            )
+        )
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
@@ -130,6 +151,9 @@ pub struct Home {
     pub zones: Vec<(OwnerSigned<ZoneDefinition>, OwnerSigned<ZonePolicy>)>,
     /// Trusted publisher keys (32-byte Ed25519).
     pub trusted_publishers: Vec<[u8; 32]>,
+    /// The hardware posture this node proved at enrollment and still holds (its keys
+    /// came out of the TPM at load), with the enrollment's end; or why it has none.
+    pub posture: Result<(DevicePosture, u64), String>,
 }
 
 impl std::fmt::Debug for Home {
@@ -250,12 +274,28 @@ impl Home {
         let info: NodeInfo = serde_json::from_slice(&fs::read(&info_path).map_err(io(&info_path))?)
             .map_err(|e| HomeError::Corrupt { path: info_path.clone(), why: e.to_string() })?;
         let owner = OwnerKey::from_seed(&*read_key(&key_path(dir, "owner"))?);
-        let node = NodeKeys {
-            node_id: info.node_id,
-            signing: NodeSigningKey::from_seed(&*read_key(&key_path(dir, "node-signing"))?),
-            issuance: NodeIssuanceKey::from_seed(&*read_key(&key_path(dir, "node-issuance"))?),
-            encryption: NodeEncryptionKey::from_bytes(*read_key(&key_path(dir, "node-encryption"))?),
+        // Node keys sealed at enrollment come only from the TPM (spec/attest.md §2); a
+        // node that never sealed them does not touch the TPM at all.
+        let (node, source) = match fcp_attest::device::load_sealed_node_keys(dir).map_err(HomeError::Sealed)? {
+            Some(keys) => (keys, fcp_attest::device::KeySource::Tpm),
+            None => (
+                NodeKeys {
+                    node_id: info.node_id,
+                    signing: NodeSigningKey::from_seed(&*read_key(&key_path(dir, "node-signing"))?),
+                    issuance: NodeIssuanceKey::from_seed(&*read_key(&key_path(dir, "node-issuance"))?),
+                    encryption: NodeEncryptionKey::from_bytes(*read_key(&key_path(dir, "node-encryption"))?),
+                },
+                fcp_attest::device::KeySource::Files,
+            ),
         };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let posture = fcp_attest::device::node_posture(dir, &owner.public(), &node, source, now)
+            .and_then(|p| {
+                let until =
+                    fcp_attest::device::read_grant(dir)?.and_then(|g| g.enrollment.expires_at).unwrap_or(u64::MAX);
+                Ok((p, until))
+            })
+            .map_err(|e| e.to_string());
         let mut zones = Vec::new();
         for (def, _) in standard_zones() {
             let zone = def.zone_id;
@@ -290,7 +330,7 @@ impl Home {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Home { dir: dir.to_owned(), owner, node, zones, trusted_publishers })
+        Ok(Home { dir: dir.to_owned(), owner, node, zones, trusted_publishers, posture })
     }
 
     /// The ObjectId key of `zone`.
@@ -308,10 +348,20 @@ impl Home {
                 tags: &["fcpd"],
                 issued_at: now,
                 expires_at: now + 24 * 3600,
-                posture: None,
+                posture: self.hardware_posture(now).ok().cloned(),
             },
         )
         .map_err(|e| HomeError::Invalid(e.to_string()))
+    }
+
+    /// This node's hardware posture at `now`, or why it has none: what a zone that
+    /// requires hardware-backed keys asks before it gives the node anything.
+    pub fn hardware_posture(&self, now: u64) -> Result<&DevicePosture, String> {
+        match &self.posture {
+            Ok((p, until)) if now < *until => Ok(p),
+            Ok(_) => Err("its TPM enrollment expired; re-enroll it".to_owned()),
+            Err(why) => Err(why.clone()),
+        }
     }
 
     /// The verified policy of `zone`.

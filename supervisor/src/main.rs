@@ -73,6 +73,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fcpd: {e:#}");
+            // A cleared or replaced TPM does not come back by restarting: exit 78
+            // (EX_CONFIG), which systemd/fcpd.service does not restart (no crash loop).
+            if e.downcast_ref::<home::HomeError>().is_some_and(home::HomeError::is_permanent) {
+                return ExitCode::from(78);
+            }
             ExitCode::FAILURE
         }
     }

@@ -132,7 +132,12 @@ impl TssTpm {
         // device another process holds for a moment without stalling a machine that has
         // no TPM for long.
         let ctx = with_backoff(4, FIRST_DELAY, |_: &tss_esapi::Error| true, || Context::new(conf.clone()))
-            .map_err(|(e, _)| AttestError::NoTpm { tcti: tcti.to_owned(), reason: e.to_string() })?;
+            .map_err(|(e, n)| AttestError::NoTpm {
+                tcti: tcti.to_owned(),
+                reason: format!(
+                    "the TCTI did not open after {n} attempts ({e}): no TPM device, no simulator listening, or the device is held by another process"
+                ),
+            })?;
         let mut tpm = TssTpm { ctx, tcti: tcti.to_owned(), srk: None, ek: None };
         // A TPM that is present answers a property read; one that is not fails here.
         tpm.property(PropertyTag::Manufacturer)
