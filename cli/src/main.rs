@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod daemon;
 mod doctor;
+mod egress;
 mod enroll;
 mod files;
 mod keyfile;
@@ -68,6 +69,10 @@ enum Command {
     /// Keys, zones, connectors, and what this kernel supports (Landlock, seccomp,
     /// namespaces, cgroups). Exit 1 when something needs attention.
     Doctor(doctor::DoctorArgs),
+    /// The egress proxy: decide a connection as it would (`check`), or list fcpd's live
+    /// jails and their counters (`status`).
+    #[command(subcommand)]
+    Egress(egress::EgressCommand),
     /// Run a program under a manifest's jail (like bwrap or nsjail); explain the jail.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
         Command::Revoke(a) => daemon::revoke(&cli.socket, a),
         Command::Audit(a) => daemon::audit(&cli.socket, a),
         Command::Sandbox(a) => sandbox::run(a),
+        Command::Egress(a) => egress::run(&cli.socket, a),
         Command::Bench(a) => bench::run(a),
         Command::Enroll(a) => enroll::run(a),
         Command::Doctor(a) => doctor::run(&cli.socket, a),

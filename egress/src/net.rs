@@ -48,10 +48,45 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::sys;
 
-/// The nftables table fcpd owns.
+/// The nftables table fcpd owns (with the instance's tag appended).
 pub const TABLE: &str = "fcp_egress";
-/// The prefix of every host-side link name.
+/// The prefix of every host-side link name (`fcp{tag}v`).
 pub const LINK_PREFIX: &str = "fcpv";
+
+/// Names that keep two supervisors on one host apart (tests run several): the
+/// nftables table `fcp_egress{tag}` and the links `fcp{tag}v{slot}`. The tag is up to
+/// three digits; empty for the usual single fcpd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    table: String,
+    prefix: String,
+}
+
+impl Names {
+    /// The names for `tag` (empty, or 1 to 3 ASCII digits).
+    pub fn new(tag: &str) -> Result<Names, NetError> {
+        if tag.len() > 3 || !tag.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NetError::BadTag { tag: tag.to_owned() });
+        }
+        Ok(Names { table: format!("{TABLE}{tag}"), prefix: format!("fcp{tag}v") })
+    }
+
+    /// The nftables table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The link prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names { table: TABLE.to_owned(), prefix: LINK_PREFIX.to_owned() }
+    }
+}
 
 /// Why the network could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +107,12 @@ pub enum NetError {
         pool: String,
         /// The host's route.
         route: String,
+    },
+    /// The tag is not 0 to 3 digits.
+    #[error("egress tag {tag:?}: expected up to three digits")]
+    BadTag {
+        /// The tag.
+        tag: String,
     },
     /// Every address of the pool is in use.
     #[error("the address pool {pool} is exhausted ({slots} jails)")]
@@ -199,6 +240,7 @@ pub struct Ports {
 pub struct Network {
     pool: Pool,
     ports: Ports,
+    names: Names,
     host_ns: OwnedFd,
     /// Free slots, least recently freed first, so a slot's old links have time to go.
     free: Arc<Mutex<VecDeque<u32>>>,
@@ -207,14 +249,14 @@ pub struct Network {
 impl Network {
     /// Checks `pool` against the host's routes, removes a predecessor's leftovers and
     /// installs the nftables table. Needs CAP_NET_ADMIN (root).
-    pub fn open(pool: Pool, ports: Ports) -> Result<Network, NetError> {
-        check_routes(pool)?;
-        cleanup()?;
-        nft("install the table", &ruleset(ports))?;
+    pub fn open(pool: Pool, ports: Ports, names: Names) -> Result<Network, NetError> {
+        check_routes(pool, &names)?;
+        cleanup(&names)?;
+        nft("install the table", &ruleset(ports, &names))?;
         let host_ns = fs::File::open("/proc/thread-self/ns/net")
             .map(OwnedFd::from)
             .map_err(|source| NetError::Namespace { step: "open the host's namespace", source })?;
-        Ok(Network { pool, ports, host_ns, free: Arc::new(Mutex::new((0..pool.slots()).collect())) })
+        Ok(Network { pool, ports, names, host_ns, free: Arc::new(Mutex::new((0..pool.slots()).collect())) })
     }
 
     /// The pool.
@@ -237,7 +279,7 @@ impl Network {
             .ok_or(NetError::PoolExhausted { pool: self.pool.to_string(), slots: self.pool.slots() })?;
         let lease = Lease { slot, free: Arc::clone(&self.free) };
         let (host_addr, jail_addr) = self.pool.addresses(slot);
-        let host_if = format!("{LINK_PREFIX}{slot}");
+        let host_if = format!("{}{slot}", self.names.prefix);
         // A link of this slot's last jail may still be going (namespace teardown is
         // asynchronous): remove it first.
         let mut rtnl = Rtnl::open()?;
@@ -273,13 +315,18 @@ impl Network {
     /// Removes the nftables table and every `fcpv*` link (at shutdown; the namespaces go
     /// with their processes).
     pub fn close(&self) -> Result<(), NetError> {
-        cleanup()
+        cleanup(&self.names)
+    }
+
+    /// The table and link names.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Per link, the packets the table dropped: (link name, packets, bytes).
     pub fn dropped(&self) -> Result<Vec<(String, u64, u64)>, NetError> {
         let out = Command::new("nft")
-            .args(["-j", "list", "set", "inet", TABLE, "dropped"])
+            .args(["-j", "list", "set", "inet", &self.names.table, "dropped"])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| NetError::Nft { step: "list the drop counters", message: e.to_string() })?;
@@ -386,12 +433,12 @@ fn sysctl(path: &str, value: &str) -> Result<(), NetError> {
 
 /// Refuses a pool that overlaps any IPv4 route of the host (`/proc/net/route`), other
 /// than the default route and the pool's own links.
-fn check_routes(pool: Pool) -> Result<(), NetError> {
+fn check_routes(pool: Pool, names: &Names) -> Result<(), NetError> {
     let text = fs::read_to_string("/proc/net/route").unwrap_or_default();
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split_whitespace().collect();
         let (Some(iface), Some(dest), Some(mask_hex)) = (cols.first(), cols.get(1), cols.get(7)) else { continue };
-        if iface.starts_with(LINK_PREFIX) {
+        if iface.starts_with(&names.prefix) {
             continue;
         }
         let (Ok(dest), Ok(m)) = (u32::from_str_radix(dest, 16), u32::from_str_radix(mask_hex, 16)) else { continue };
@@ -411,13 +458,14 @@ fn check_routes(pool: Pool) -> Result<(), NetError> {
     Ok(())
 }
 
-/// Deletes the table and every `fcpv*` link a predecessor left.
-fn cleanup() -> Result<(), NetError> {
+/// Deletes the table and every link of this prefix a predecessor left.
+fn cleanup(names: &Names) -> Result<(), NetError> {
+    let table = &names.table;
     // `delete table` fails when there is none: `add` first makes that a no-op.
-    nft("remove the old table", &format!("add table inet {TABLE}\ndelete table inet {TABLE}\n"))?;
+    nft("remove the old table", &format!("add table inet {table}\ndelete table inet {table}\n"))?;
     let mut rtnl = Rtnl::open()?;
     for (index, name) in rtnl.links()? {
-        if name.starts_with(LINK_PREFIX) {
+        if name.starts_with(&names.prefix) {
             rtnl.delete_link(index)?;
         }
     }
@@ -425,10 +473,11 @@ fn cleanup() -> Result<(), NetError> {
 }
 
 /// The nftables table (see the module docs).
-pub fn ruleset(ports: Ports) -> String {
+pub fn ruleset(ports: Ports, names: &Names) -> String {
     let Ports { proxy, dns } = ports;
+    let (table, prefix) = (&names.table, &names.prefix);
     format!(
-        r#"table inet {TABLE} {{
+        r#"table inet {table} {{
   set dropped {{
     type ifname
     flags dynamic
@@ -437,25 +486,25 @@ pub fn ruleset(ports: Ports) -> String {
   }}
   chain screen {{
     type filter hook prerouting priority mangle; policy accept;
-    iifname "{LINK_PREFIX}*" meta nfproto ipv4 meta l4proto tcp accept
-    iifname "{LINK_PREFIX}*" meta nfproto ipv4 udp dport 53 accept
-    iifname "{LINK_PREFIX}*" update @dropped {{ iifname }} drop
+    iifname "{prefix}*" meta nfproto ipv4 meta l4proto tcp accept
+    iifname "{prefix}*" meta nfproto ipv4 udp dport 53 accept
+    iifname "{prefix}*" update @dropped {{ iifname }} drop
   }}
   chain prerouting {{
     type nat hook prerouting priority dstnat; policy accept;
-    iifname "{LINK_PREFIX}*" meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 redirect to :{dns}
-    iifname "{LINK_PREFIX}*" meta nfproto ipv4 meta l4proto tcp redirect to :{proxy}
+    iifname "{prefix}*" meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 redirect to :{dns}
+    iifname "{prefix}*" meta nfproto ipv4 meta l4proto tcp redirect to :{proxy}
   }}
   chain input {{
     type filter hook input priority filter; policy accept;
-    iifname "{LINK_PREFIX}*" meta nfproto ipv4 tcp dport {proxy} accept
-    iifname "{LINK_PREFIX}*" meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport {dns} accept
-    iifname "{LINK_PREFIX}*" update @dropped {{ iifname }} drop
+    iifname "{prefix}*" meta nfproto ipv4 tcp dport {proxy} accept
+    iifname "{prefix}*" meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport {dns} accept
+    iifname "{prefix}*" update @dropped {{ iifname }} drop
   }}
   chain forward {{
     type filter hook forward priority filter; policy accept;
-    iifname "{LINK_PREFIX}*" update @dropped {{ iifname }} drop
-    oifname "{LINK_PREFIX}*" drop
+    iifname "{prefix}*" update @dropped {{ iifname }} drop
+    oifname "{prefix}*" drop
   }}
 }}
 "#
@@ -698,10 +747,16 @@ mod tests {
 
     #[test]
     fn the_ruleset_names_both_ports_and_drops_the_rest() {
-        let text = ruleset(Ports { proxy: 15080, dns: 15353 });
+        let text = ruleset(Ports { proxy: 15080, dns: 15353 }, &Names::default());
         assert!(text.contains("redirect to :15353"));
         assert!(text.contains("redirect to :15080"));
         assert!(text.contains("tcp dport 15080 accept"));
         assert!(text.contains(r#"oifname "fcpv*" drop"#));
+        let tagged = ruleset(Ports { proxy: 1, dns: 2 }, &Names::new("42").expect("tag"));
+        assert!(tagged.contains("table inet fcp_egress42") && tagged.contains(r#"iifname "fcp42v*""#));
+        assert!(!tagged.contains(r#""fcpv*""#));
+        for bad in ["1234", "a", "-1", "v"] {
+            assert!(Names::new(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -109,6 +109,9 @@ pub enum ControlRequest {
         /// Zone.
         zone: String,
     },
+    /// The egress proxy's live jails: their links, addresses, the operation running,
+    /// and their counters.
+    EgressStatus,
 }
 
 /// What a revocation names, as the CLI writes it.

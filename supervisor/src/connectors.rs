@@ -59,6 +59,9 @@ pub enum ConnectorError {
     /// Restarting too soon after a crash.
     #[error("connector is restarting after a crash; retry in {0:?}")]
     Backoff(Duration),
+    /// Its network could not be made.
+    #[error("{0}")]
+    Egress(String),
 }
 
 impl ConnectorError {
@@ -75,6 +78,7 @@ impl ConnectorError {
             ConnectorError::Timeout(_) => "connector.timeout",
             ConnectorError::Failed { .. } => "connector.error",
             ConnectorError::Backoff(_) => "connector.backoff",
+            ConnectorError::Egress(_) => "egress.unavailable",
         }
     }
 }
@@ -97,10 +101,16 @@ pub struct InstanceSpec {
     pub config: serde_json::Map<String, Value>,
     /// This node's issuance public key (handshake `host_public_key`).
     pub host_public_key: [u8; 32],
+    /// The egress networks and proxy; `None`: the jail has loopback only.
+    pub egress: Option<Arc<crate::egress::Egress>>,
+    /// Each operation's egress policy; an operation not listed gets no network.
+    pub egress_policies: std::collections::HashMap<String, fcp_egress::proxy::OperationPolicy>,
 }
 
 struct Running {
     jailed: Jailed,
+    /// The process's network; dropped after the process (field order).
+    egress: Option<crate::egress::Attachment>,
     stdin: ChildStdin,
     stdout: ChildStdout,
     framer: Framer,
@@ -240,10 +250,30 @@ impl Instance {
         // The sandbox creates the state dir (0700), clears the environment, closes
         // inherited fds, sets rlimits and the parent-death signal, and refuses to start
         // with layers missing unless the owner's degradation policy allows them.
+        // The process's own network namespace, link and proxy registration, when egress
+        // is on; the spec then places the jail in it and routes HTTPS_PROXY through it.
+        let attachment = match &self.spec.egress {
+            Some(egress) => {
+                Some(egress.attach(&self.spec.connector_id, self.spec.zone.as_str()).map_err(ConnectorError::Egress)?)
+            }
+            None => None,
+        };
+        let spawn = match &attachment {
+            Some(a) => {
+                let mut spec = self.spec.spawn.clone().with_network(a.network.clone());
+                for (name, value) in &a.env {
+                    spec = spec
+                        .env(name, value)
+                        .map_err(|source| ConnectorError::Spawn { program: self.spec.binary.clone(), source })?;
+                }
+                spec
+            }
+            None => self.spec.spawn.clone(),
+        };
         let mut jailed = self
             .spec
             .sandbox
-            .spawn(&self.spec.spawn)
+            .spawn(&spawn)
             .map_err(|source| ConnectorError::Spawn { program: self.spec.binary.clone(), source })?;
         self.starts += 1;
         let missing: Vec<String> = jailed.missing_layers().iter().map(|l| l.as_str().to_owned()).collect();
@@ -267,7 +297,7 @@ impl Instance {
                 tracing::info!(connector = %who, "{}", line.chars().take(4096).collect::<String>());
             }
         });
-        self.running = Some(Running { jailed, stdin, stdout, framer: Framer::new(), pid });
+        self.running = Some(Running { jailed, egress: attachment, stdin, stdout, framer: Framer::new(), pid });
         // configure first: it is the call made at spawn, and an error fails the spawn
         // (host-protocol §3, §10 rule 4). Loose connectors refuse a handshake before it.
         match self.exchange(Request::Configure(self.spec.config.clone())).await {
@@ -382,7 +412,13 @@ impl Instance {
         let connector = CanonicalId::new(&self.spec.connector_id).map_err(|_| bad("connector id"))?;
         let op = CanonicalId::new(operation).map_err(|_| bad("operation id"))?;
         let req = InvokeRequest::new(request_id, connector, op, self.spec.zone.clone(), input, TokenBytes(token));
-        let reply = self.exchange(Request::Invoke(Box::new(req))).await?;
+        // The proxy lets the jail reach what this operation's network_constraints allow,
+        // for as long as the call runs, and nothing otherwise.
+        let policy = self.spec.egress_policies.get(operation).cloned();
+        self.set_egress(policy);
+        let reply = self.exchange(Request::Invoke(Box::new(req))).await;
+        self.set_egress(None);
+        let reply = reply?;
         self.last_used = Instant::now();
         match reply.outcome {
             Ok(ReplyBody::Invoke(ok)) => {
@@ -395,6 +431,12 @@ impl Instance {
                 message: f.error.message.clone(),
                 retryable: f.retryable(),
             }),
+        }
+    }
+
+    fn set_egress(&self, policy: Option<fcp_egress::proxy::OperationPolicy>) {
+        if let Some(Running { egress: Some(a), .. }) = &self.running {
+            a.handle.set_operation(policy);
         }
     }
 

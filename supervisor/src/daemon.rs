@@ -215,6 +215,7 @@ impl Daemon {
             store,
             state: Mutex::new(State { attested_until, broken, trust, views, chains, installed }),
             instances: Mutex::new(HashMap::new()),
+            egress: std::sync::OnceLock::new(),
         })
     }
 
@@ -240,6 +241,55 @@ impl Daemon {
         })
     }
 
+    /// Gives connectors started from now on a network through `egress`.
+    pub fn set_egress(&self, egress: Arc<crate::egress::Egress>) {
+        let _ = self.egress.set(egress);
+    }
+
+    /// The egress status for `fcp egress status`.
+    pub fn egress_status(&self) -> Value {
+        match self.egress.get() {
+            Some(e) => e.status(),
+            None => json!({ "enabled": false, "jails": [] }),
+        }
+    }
+
+    /// Writes one egress decision of the proxy to the audit chain of its zone, as
+    /// `egress.connect` or `egress.dns`.
+    pub async fn audit_egress(&self, event: fcp_egress::proxy::EgressEvent) {
+        let Ok(zone) = ZoneId::new(&event.zone) else { return };
+        let mut details: std::collections::BTreeMap<String, String> = [
+            ("decision".to_owned(), if event.allowed { "allow" } else { "deny" }.to_owned()),
+            ("reason".to_owned(), event.reason.clone()),
+            ("host".to_owned(), event.host.clone()),
+            ("port".to_owned(), event.port.to_string()),
+            ("ips".to_owned(), event.ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+        ]
+        .into();
+        if let Some(op) = &event.operation {
+            details.insert("operation".to_owned(), op.clone());
+        }
+        if !event.detail.is_empty() {
+            details.insert("detail".to_owned(), event.detail.clone());
+        }
+        if event.allowed && event.kind == "connect" {
+            details.insert("bytes_up".to_owned(), event.bytes_up.to_string());
+            details.insert("bytes_down".to_owned(), event.bytes_down.to_string());
+        }
+        let draft = EventDraft {
+            event_type: format!("egress.{}", event.kind),
+            actor: "fcpd".into(),
+            occurred_at: now(),
+            connector_id: Some(event.connector.clone()),
+            details: details.into_iter().collect(),
+            ..EventDraft::default()
+        };
+        let mut st = self.state.lock().await;
+        if let Err(e) = self.commit_with_event(&mut st, &zone, draft, Batch::default()) {
+            tracing::error!("audit of an egress decision failed: {}", e.message);
+        }
+    }
+
     /// Answers one control request from a caller whose uid the socket reported.
     pub async fn handle(&self, req: ControlRequest, caller_uid: Option<u32>) -> Result<Value, RequestFailure> {
         match req {
@@ -261,6 +311,7 @@ impl Daemon {
             ControlRequest::Revoke { zone, target, reason } => self.revoke(&zone, target, &reason).await,
             ControlRequest::AuditTail { zone, after_seq, limit } => self.audit_tail(&zone, after_seq, limit),
             ControlRequest::AuditVerify { zone } => self.audit_verify(&zone),
+            ControlRequest::EgressStatus => Ok(self.egress_status()),
         }
     }
 
@@ -429,6 +480,8 @@ impl Daemon {
             sandbox: self.sandbox.clone(),
             config: inst.record.config.as_object().cloned().unwrap_or_default(),
             host_public_key: self.home.node.issuance.public().to_bytes(),
+            egress: self.egress.get().cloned(),
+            egress_policies: crate::egress::policies(&inst.manifest),
         })
     }
 

@@ -9,5 +9,6 @@
 pub mod api;
 pub mod connectors;
 pub mod daemon;
+pub mod egress;
 pub mod home;
 pub mod store;

@@ -153,6 +153,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                     }
                 });
+                // Each jail's only way out: its own network namespace and link to the
+                // egress proxy. Without it (not root, or the setup failed) jails keep
+                // loopback only, which is safe: nothing is reachable.
+                let egress = if !file.egress.enabled {
+                    tracing::info!("egress disabled by [egress] enabled = false: jails have loopback only");
+                    None
+                } else if !is_root() {
+                    tracing::warn!("egress needs root (veth, nftables): jails have loopback only");
+                    None
+                } else {
+                    match fcp_supervisor::egress::Egress::start(&file.egress, &home.join("egress")).await {
+                        Ok((egress, mut events)) => {
+                            daemon.set_egress(egress.clone());
+                            let auditor = daemon.clone();
+                            tokio::spawn(async move {
+                                while let Some(event) = events.recv().await {
+                                    auditor.audit_egress(event).await;
+                                }
+                            });
+                            tracing::info!(pool = %file.egress.pool, "egress proxy ready");
+                            Some(egress)
+                        }
+                        Err(e) => {
+                            tracing::error!("egress could not be set up ({e:#}): jails have loopback only");
+                            None
+                        }
+                    }
+                };
                 let listener = api::bind(&socket)?;
                 tracing::info!(socket = %socket.display(), home = %home.display(), "fcpd ready");
                 let _ = sd_notify("READY=1");
@@ -200,6 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 tracing::info!("shutting down");
                 daemon.shutdown().await;
+                if let Some(egress) = &egress {
+                    egress.close();
+                }
                 if let Err(e) = daemon.flush_store() {
                     tracing::error!("final store flush failed: {}", e.message);
                 }
@@ -223,6 +254,9 @@ struct Config {
     /// survives a crash of fcpd; a power loss may lose the last 200 ms).
     #[serde(default)]
     durability: fcp_supervisor::store::Durability,
+    /// `[egress]`: the jails' network through the egress proxy.
+    #[serde(default)]
+    egress: fcp_supervisor::egress::EgressConfig,
 }
 
 /// `[sandbox]`: the backend and the owner's degradation policy (default: refuse any
@@ -297,6 +331,10 @@ fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<D
         return None;
     }
     Some(Duration::from_micros(usec / 2))
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub(crate) enum Connector {
     Loose,
     /// `fcp-test-typed` with `connectors/fcp-test-typed-risky.toml`: `echo` is risky.
     TypedRisky,
+    /// The bundled `fcp.http` connector (install it with a manifest of the test's).
+    Http,
 }
 
 impl Connector {
@@ -42,15 +44,17 @@ impl Connector {
             Connector::Typed | Connector::TypedRisky => "fcp.test.typed",
             Connector::Mixed => "fcp.test.mixed",
             Connector::Loose => "fcp.test.loose",
+            Connector::Http => "fcp.http",
         }
     }
 
-    fn binary(self) -> &'static str {
-        match self {
+    fn binary(self) -> PathBuf {
+        PathBuf::from(match self {
             Connector::Typed | Connector::TypedRisky => env!("CARGO_BIN_EXE_fcp-test-typed"),
             Connector::Mixed => env!("CARGO_BIN_EXE_fcp-test-mixed"),
             Connector::Loose => env!("CARGO_BIN_EXE_fcp-test-loose"),
-        }
+            Connector::Http => return bins().http.clone(),
+        })
     }
 
     pub(crate) fn manifest(self) -> PathBuf {
@@ -59,6 +63,7 @@ impl Connector {
             Connector::Mixed => "fcp-test-mixed.toml",
             Connector::Loose => "fcp-test-loose.toml",
             Connector::TypedRisky => "fcp-test-typed-risky.toml",
+            Connector::Http => return Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/http/manifest.toml"),
         };
         Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors").join(name)
     }
@@ -137,6 +142,8 @@ pub(crate) struct Invocation {
 
 /// A fresh fcpd home with fcpd running on a socket of its own; fcpd is killed on drop.
 pub(crate) struct Node {
+    /// fcpd.toml.
+    config: PathBuf,
     pub(crate) home: PathBuf,
     pub(crate) socket: PathBuf,
     work: PathBuf,
@@ -158,12 +165,22 @@ impl Drop for Node {
 }
 
 impl Node {
-    /// `fcpd init` on a fresh home trusting a fresh publisher key, then `fcpd run`.
+    /// `fcpd init` on a fresh home trusting a fresh publisher key, then `fcpd run`, with
+    /// egress off (the jails have loopback only; tests run many fcpd at once, and each
+    /// egress needs its own table, pool and ports).
     pub(crate) fn start() -> Node {
+        Node::start_with("[egress]\nenabled = false\n")
+    }
+
+    /// [`Node::start`] with `config` as fcpd.toml.
+    pub(crate) fn start_with(config: &str) -> Node {
         let dir = tempfile::Builder::new().prefix("fcp-e2e-").tempdir().expect("make a temporary folder");
         let work = dir.path().join("work");
         std::fs::create_dir(&work).expect("make the work folder");
+        let config_path = dir.path().join("fcpd.toml");
+        std::fs::write(&config_path, config).expect("write fcpd.toml");
         let mut node = Node {
+            config: config_path,
             home: dir.path().join("home"),
             socket: dir.path().join("fcpd.sock"),
             log: dir.path().join("fcpd.log"),
@@ -189,7 +206,13 @@ impl Node {
         assert!(self.child.is_none(), "fcpd is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open fcpd.log");
         let mut fcpd = Command::new(&bins().fcpd);
-        fcpd.arg("run").arg("--home").arg(&self.home).arg("--socket").arg(&self.socket);
+        fcpd.arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--home")
+            .arg(&self.home)
+            .arg("--socket")
+            .arg(&self.socket);
         // Connectors run in the Linux jail. As root (CI) every layer must be in force, so
         // fcpd runs with the default policy that refuses a missing one; elsewhere the
         // owner's policy lets the layers this machine lacks be missing, audited per start.
@@ -285,7 +308,7 @@ impl Node {
     /// [`Node::install`] with another manifest for `connector`'s binary.
     pub(crate) fn install_with(&self, connector: Connector, zone: &str, manifest: &Path) -> Value {
         let pkg = self.new_file("package");
-        let binary = PathBuf::from(connector.binary());
+        let binary = connector.binary();
         let mut cmd = Command::new(&bins().fcp);
         cmd.arg("package")
             .arg("--manifest")

@@ -15,7 +15,10 @@ mod audit;
 #[path = "../support/bins.rs"]
 mod bins;
 mod connectors;
+mod egress;
 mod harness;
+#[path = "../support/internet.rs"]
+mod internet;
 mod jail;
 mod kill9;
 mod pipeline;

@@ -1,4 +1,5 @@
-//! `fcpd` and `fcp`, for the tests that drive them (`e2e`, `escape`).
+//! `fcpd`, `fcp` and the `fcp-http` connector, for the tests that drive them (`e2e`,
+//! `escape`).
 //!
 //! They belong to other packages, so cargo gives these tests no `CARGO_BIN_EXE_*` for
 //! them: [`bins`] builds them once per test process with the cargo that runs the tests (a
@@ -16,6 +17,8 @@ use std::sync::OnceLock;
 pub(crate) struct Bins {
     pub(crate) fcp: PathBuf,
     pub(crate) fcpd: PathBuf,
+    /// The bundled `fcp.http` connector.
+    pub(crate) http: PathBuf,
 }
 
 /// `fcp` and `fcpd`, built if needed (see the module docs).
@@ -26,8 +29,8 @@ pub(crate) fn bins() -> &'static Bins {
             Some(d) => PathBuf::from(d),
             None => build_workspace_bins(),
         };
-        let bins = Bins { fcp: dir.join("fcp"), fcpd: dir.join("fcpd") };
-        for b in [&bins.fcp, &bins.fcpd] {
+        let bins = Bins { fcp: dir.join("fcp"), fcpd: dir.join("fcpd"), http: dir.join("fcp-http") };
+        for b in [&bins.fcp, &bins.fcpd, &bins.http] {
             assert!(b.is_file(), "{} is missing", b.display());
         }
         bins
@@ -41,14 +44,18 @@ fn build_workspace_bins() -> PathBuf {
     let out = cargo()
         // No -p: features unify across the whole workspace, as in `cargo test --workspace`,
         // so what that already built is reused.
-        .args(["build", "--locked", "--bin", "fcpd", "--bin", "fcp"])
+        .args(["build", "--locked", "--bin", "fcpd", "--bin", "fcp", "--bin", "fcp-http"])
         .arg("--profile")
         .arg(&dirs.profile)
         .arg("--target-dir")
         .arg(&dirs.target)
         .output()
         .expect("run cargo build");
-    assert!(out.status.success(), "cargo build of fcpd and fcp failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo build of fcpd, fcp and fcp-http failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dirs.profile_dir
 }
 

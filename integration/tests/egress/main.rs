@@ -1,131 +1,25 @@
 //! The egress network against the real kernel, as root: a jail's namespace made by
-//! `Network::create`, the nftables table, and the proxy and its DNS responder, with an
-//! "internet" that is another network namespace holding a real DNS server (hickory's
-//! wire format) and a TCP server at public-looking addresses. Run without root it says
-//! it was skipped; with `FCP_REQUIRE_PRIVILEGED=1` (CI) that is a failure.
+//! `Network::create`, the nftables table, and the proxy and its DNS responder, with the
+//! test "internet" (`support/internet.rs`: a network namespace holding a real DNS server
+//! and TCP servers at public-looking addresses). Run without root it says it was
+//! skipped; with `FCP_REQUIRE_PRIVILEGED=1` (CI) that is a failure.
+
+#[path = "../support/internet.rs"]
+mod internet;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use fcp_egress::net::{Network, Pool, Ports};
+use fcp_egress::net::{Names, Network, Pool, Ports};
 use fcp_egress::proxy::{Config, EgressEvent, Limits, OperationPolicy, Proxy};
 use fcp_policy::egress::EgressConstraints;
-use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-
-const UPSTREAM: Ipv4Addr = Ipv4Addr::new(11, 22, 33, 2);
-const HOST_SIDE: Ipv4Addr = Ipv4Addr::new(11, 22, 33, 1);
-
-fn privileged(test: &str) -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var("FCP_REQUIRE_PRIVILEGED").as_deref() != Ok("1"), "{test}: needs root");
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip (install iproute2)");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// The "internet": a named namespace with a veth to the host, a DNS server and a TCP
-/// echo server on 11.22.33.2, removed on drop.
-struct Internet {
-    name: String,
-    queries: Arc<Mutex<Vec<String>>>,
-}
-
-impl Internet {
-    fn start() -> Internet {
-        let name = format!("fcpt-net-{}", std::process::id());
-        let link = format!("fcptu{}", std::process::id() % 100_000);
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        ip(&["link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &name]);
-        ip(&["addr", "add", &format!("{HOST_SIDE}/24"), "dev", &link]);
-        ip(&["link", "set", &link, "up"]);
-        ip(&["-n", &name, "addr", "add", &format!("{UPSTREAM}/24"), "dev", "eth0"]);
-        ip(&["-n", &name, "link", "set", "eth0", "up"]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        let queries = Arc::new(Mutex::new(Vec::new()));
-        let ns: OwnedFd = std::fs::File::open(format!("/var/run/netns/{name}")).expect("netns").into();
-        let (q, ready) = (Arc::clone(&queries), std::sync::mpsc::channel());
-        thread::spawn(move || {
-            rustix::thread::move_into_link_name_space(ns.as_fd(), None).expect("enter the internet");
-            let dns = UdpSocket::bind((UPSTREAM, 53)).expect("bind dns");
-            let echo = std::net::TcpListener::bind((UPSTREAM, 443)).expect("bind 443");
-            ready.0.send(()).expect("ready");
-            thread::spawn(move || dns_server(dns, q));
-            for stream in echo.incoming().flatten() {
-                thread::spawn(move || echo_server(stream));
-            }
-        });
-        ready.1.recv_timeout(Duration::from_secs(5)).expect("the internet started");
-        Internet { name, queries }
-    }
-
-    fn queried(&self, name: &str) -> bool {
-        self.queries.lock().expect("queries").iter().any(|q| q == name)
-    }
-}
-
-impl Drop for Internet {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
-
-/// api.test.example → 11.22.33.2; evil.test.example → 10.1.2.3; many.test.example →
-/// twenty addresses; anything else NXDOMAIN.
-fn dns_server(socket: UdpSocket, queries: Arc<Mutex<Vec<String>>>) {
-    let mut buf = [0u8; 2048];
-    loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf) else { return };
-        let Ok(request) = Message::from_vec(&buf[..n]) else { continue };
-        let Some(q) = request.queries().first().cloned() else { continue };
-        let name = q.name().to_ascii().trim_end_matches('.').to_owned();
-        queries.lock().expect("queries").push(name.clone());
-        let mut response = Message::new();
-        response.set_id(request.id()).set_message_type(MessageType::Response).add_query(q.clone());
-        let addrs: Vec<Ipv4Addr> = match name.as_str() {
-            "api.test.example" => vec![UPSTREAM],
-            "evil.test.example" => vec![Ipv4Addr::new(10, 1, 2, 3), UPSTREAM],
-            "many.test.example" => (10..30).map(|i| Ipv4Addr::new(11, 22, 33, i)).collect(),
-            _ => {
-                response.set_response_code(ResponseCode::NXDomain);
-                Vec::new()
-            }
-        };
-        if q.query_type() == RecordType::A {
-            for a in addrs {
-                response.add_answer(Record::from_rdata(q.name().clone(), 30, RData::A(a.into())));
-            }
-        }
-        let _ = socket.send_to(&response.to_vec().expect("encode"), from);
-    }
-}
-
-/// Echoes whatever arrives, prefixed once with `echo:`.
-fn echo_server(mut stream: TcpStream) {
-    let mut buf = [0u8; 4096];
-    let mut first = true;
-    while let Ok(n @ 1..) = stream.read(&mut buf) {
-        if first {
-            let _ = stream.write_all(b"echo:");
-            first = false;
-        }
-        if stream.write_all(&buf[..n]).is_err() {
-            return;
-        }
-    }
-}
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+use internet::{privileged, Internet, UPSTREAM};
 
 /// Runs `f` on a thread inside the jail's namespace.
 fn in_jail<T: Send + 'static>(netns: &OwnedFd, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -237,10 +131,11 @@ async fn a_jail_reaches_only_what_its_operation_allows_through_the_proxy() {
     if !privileged("a_jail_reaches_only_what_its_operation_allows_through_the_proxy") {
         return;
     }
-    let internet = Internet::start();
+    let internet = Internet::start("p");
     let ports =
         Ports { proxy: 15_080 + (std::process::id() % 1000) as u16, dns: 16_080 + (std::process::id() % 1000) as u16 };
-    let network = Network::open(Pool::parse("10.239.0.0/24").expect("pool"), ports).expect("network");
+    let network = Network::open(Pool::parse("10.239.0.0/24").expect("pool"), ports, Names::new("9").expect("tag"))
+        .expect("network");
     let config = Config { ports, upstream_dns: vec![SocketAddr::from((UPSTREAM, 53))], limits: Limits::default() };
     let (proxy, mut events) = Proxy::start(config).await.expect("proxy");
     let link = network.create().expect("a jail link");
@@ -377,8 +272,7 @@ async fn a_jail_reaches_only_what_its_operation_allows_through_the_proxy() {
     assert!(gone, "{name} is removed with its namespace");
     network.close().expect("close");
     let tables = Command::new("nft").args(["list", "tables"]).output().expect("nft");
-    assert!(!String::from_utf8_lossy(&tables.stdout).contains("fcp_egress"), "the table is gone");
-    let _ = IpAddr::V4(HOST_SIDE);
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains("fcp_egress9"), "the table is gone");
 }
 
 #[test]
@@ -398,7 +292,7 @@ fn a_pool_that_collides_with_a_host_route_is_refused() {
     let dest = Ipv4Addr::from(u32::from_be_bytes(dest.to_ne_bytes()));
     let octets = dest.octets();
     let pool = Pool::parse(&format!("{}.0.0.0/8", octets[0])).expect("pool");
-    match Network::open(pool, Ports { proxy: 1, dns: 2 }) {
+    match Network::open(pool, Ports { proxy: 1, dns: 2 }, Names::new("8").expect("tag")) {
         Err(e) => assert!(e.to_string().contains("collides"), "{e}"),
         Ok(n) => {
             let _ = n.close();
