@@ -22,3 +22,4 @@ mod internet;
 mod jail;
 mod kill9;
 mod pipeline;
+mod posture;
