@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod credential;
 mod daemon;
 mod doctor;
 mod egress;
@@ -69,6 +70,9 @@ enum Command {
     /// Keys, zones, connectors, and what this kernel supports (Landlock, seccomp,
     /// namespaces, cgroups). Exit 1 when something needs attention.
     Doctor(doctor::DoctorArgs),
+    /// Credentials the egress proxy injects for connectors (never shown to them).
+    #[command(subcommand)]
+    Credential(credential::CredentialCommand),
     /// The egress proxy: decide a connection as it would (`check`), or list fcpd's live
     /// jails and their counters (`status`).
     #[command(subcommand)]
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => daemon::audit(&cli.socket, a),
         Command::Sandbox(a) => sandbox::run(a),
         Command::Egress(a) => egress::run(&cli.socket, a),
+        Command::Credential(a) => credential::run(&cli.socket, a),
         Command::Bench(a) => bench::run(a),
         Command::Enroll(a) => enroll::run(a),
         Command::Doctor(a) => doctor::run(&cli.socket, a),

@@ -195,15 +195,32 @@ pub struct JailStatus {
     pub pinned: usize,
 }
 
+/// What the proxy needs to intercept a jail's TLS and inject its credentials: the
+/// jail's own CA (whose certificate is the jail's trust store), the credentials its
+/// instance may use, and how to verify upstreams. A jail registered with one has every
+/// TLS connection intercepted (its clients trust only the jail CA); one without has its
+/// TLS passed through untouched, and never gets a credential.
+#[derive(Debug)]
+pub struct Interception {
+    /// The jail's CA.
+    pub ca: crate::mitm::JailCa,
+    /// The credentials of the jail's instance.
+    pub credentials: crate::mitm::CredentialSet,
+    /// Upstream roots and pins.
+    pub upstream: Arc<crate::mitm::Upstream>,
+}
+
 /// A registered jail.
 #[derive(Debug)]
 struct Jail {
+    mitm: Option<Arc<Interception>>,
     connector: String,
     zone: String,
     link: String,
     host_addr: Ipv4Addr,
     jail_addr: Ipv4Addr,
-    policy: Mutex<Option<Arc<OperationPolicy>>>,
+    /// The operation running; connections opened under one end when it does.
+    policy: tokio::sync::watch::Sender<Option<Arc<OperationPolicy>>>,
     /// address → [(name, until)]: the addresses the responder returned, and for which
     /// names (one address may serve several).
     pins: Mutex<HashMap<IpAddr, Vec<(DnsName, Instant)>>>,
@@ -213,7 +230,7 @@ struct Jail {
 
 impl Jail {
     fn policy(&self) -> Option<Arc<OperationPolicy>> {
-        self.policy.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.policy.borrow().clone()
     }
 
     /// The names the responder returned `ip` for, still pinned.
@@ -402,14 +419,21 @@ impl Proxy {
 
     /// Starts serving the jail whose link has `host_addr` and `jail_addr`; the returned
     /// handle unregisters it when dropped.
-    pub fn register(&self, connector: &str, zone: &str, link: &crate::net::JailLink) -> JailHandle {
+    pub fn register(
+        &self,
+        connector: &str,
+        zone: &str,
+        link: &crate::net::JailLink,
+        mitm: Option<Arc<Interception>>,
+    ) -> JailHandle {
         let jail = Arc::new(Jail {
+            mitm,
             connector: connector.to_owned(),
             zone: zone.to_owned(),
             link: link.host_if().to_owned(),
             host_addr: link.host_addr(),
             jail_addr: link.jail_addr(),
-            policy: Mutex::new(None),
+            policy: tokio::sync::watch::Sender::new(None),
             pins: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             connections: Semaphore::new(self.shared.limits.connections_per_jail),
@@ -462,7 +486,8 @@ impl fmt::Debug for JailHandle {
 impl JailHandle {
     /// Sets the operation running in the jail (`None`: none, nothing is allowed).
     pub fn set_operation(&self, policy: Option<OperationPolicy>) {
-        *self.jail.policy.lock().unwrap_or_else(PoisonError::into_inner) = policy.map(Arc::new);
+        // Every connection opened under the previous operation is ended (see `connection`).
+        self.jail.policy.send_replace(policy.map(Arc::new));
     }
 
     /// The jail's counters.
@@ -535,10 +560,24 @@ async fn connection(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr
         }
         return;
     };
-    let result = if original == local {
-        explicit(&shared, &jail, &policy, &mut client).await
-    } else {
-        transparent(&shared, &jail, &policy, &mut client, original).await
+    // A connection lives no longer than the operation it was allowed for: a kept-alive
+    // connection must not carry requests (or credentials) into the next operation, or
+    // past the end of this one.
+    let mut changed = jail.policy.subscribe();
+    changed.mark_unchanged();
+    let handled = async {
+        if original == local {
+            explicit(&shared, &jail, &policy, &mut client).await
+        } else {
+            transparent(&shared, &jail, &policy, &mut client, original).await
+        }
+    };
+    let result = tokio::select! {
+        r = handled => r,
+        _ = changed.changed() => {
+            tracing::debug!(connector = %jail.connector, "operation {} ended: its connection is closed", policy.operation);
+            Ok(())
+        }
     };
     if let Err(outcome) = result {
         shared.emit(&jail, *outcome);
@@ -605,6 +644,10 @@ async fn transparent(
         admit(&policy.constraints, &host, port, sni.as_deref()).map_err(|r| refuse(policy, host.clone(), port, &r))?;
     let addrs =
         admitted.vet_addresses(&policy.constraints, &[ip]).map_err(|r| refuse(policy, host.clone(), port, &r))?;
+    if let (Some(mitm), Ok(Hello::Tls { sni: Some(name), .. })) = (&jail.mitm, &hello) {
+        intercept(shared, jail, policy, mitm, client, &first, name, SocketAddr::new(ip, port)).await;
+        return Ok(());
+    }
     let upstream = connect(policy, &addrs, port).await.map_err(|e| {
         Box::new(Outcome::denied("connect", Some(policy), host.clone(), port, "upstream_unreachable", e.to_string()))
     })?;
@@ -676,6 +719,12 @@ async fn explicit(
             if let Err(reason) = admit(&policy.constraints, &host, port, sni.as_deref()) {
                 return Err(refuse(policy, host, port, &reason));
             }
+            if let (Some(mitm), Some(name), Ok(addr)) = (&jail.mitm, &sni, upstream.peer_addr()) {
+                // The connection opened to vet the address is not the one intercept uses.
+                drop(upstream);
+                intercept(shared, jail, policy, mitm, client, &first, name, addr).await;
+                return Ok(());
+            }
         }
         Ok(_) if policy.constraints.require_sni => {
             let reason = DenyReason::SniMissing { host: admitted.host().clone() };
@@ -703,6 +752,127 @@ async fn deny_connect(
         format!("HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
     let _ = client.write_all(response.as_bytes()).await;
     refuse(policy, host.to_owned(), port, &reason)
+}
+
+/// Hands an allowed TLS connection to [`crate::mitm::intercept`]: the connector's TLS is
+/// terminated with the jail CA's leaf for `name`, its requests get their credentials,
+/// and each request becomes an `egress.request` event.
+#[allow(clippy::too_many_arguments)]
+async fn intercept(
+    shared: &Shared,
+    jail: &Jail,
+    policy: &OperationPolicy,
+    mitm: &Interception,
+    client: &mut TcpStream,
+    first: &[u8],
+    name: &str,
+    upstream: SocketAddr,
+) {
+    let limits = crate::mitm::Limits {
+        connect_timeout: policy.connect_timeout,
+        total_timeout: policy.total_timeout,
+        max_response_bytes: policy.max_response_bytes,
+        max_redirects: policy.max_redirects,
+        idle_timeout: shared.limits.idle_timeout,
+        ..crate::mitm::Limits::default()
+    };
+    let stream = Prefixed { first: first.to_vec(), at: 0, inner: client };
+    // Each request is recorded as it ends, not when the (kept-alive) connection does.
+    let record = |event: crate::mitm::MitmEvent| {
+        let (allowed, reason, detail, up, down) = match &event.outcome {
+            crate::mitm::Outcome::Forwarded { status, request_bytes, response_bytes, redacted, .. } => (
+                true,
+                "allowed".to_owned(),
+                format!("{} {} -> {status}; {redacted} secret occurrences masked", event.method, event.path),
+                *request_bytes,
+                *response_bytes,
+            ),
+            crate::mitm::Outcome::Denied { status, reason } => (
+                false,
+                reason.code().to_owned(),
+                format!("{} {} -> {status}: {reason}", event.method, event.path),
+                0,
+                0,
+            ),
+            crate::mitm::Outcome::Failed { status, code } => {
+                (false, (*code).to_owned(), format!("{} {} -> {status}", event.method, event.path), 0, 0)
+            }
+        };
+        let credential = event.credential_id.map(|id| format!("; credential {id}")).unwrap_or_default();
+        shared.emit(
+            jail,
+            Outcome {
+                operation: Some(policy.operation.clone()),
+                kind: "request",
+                host: event.host,
+                port: upstream.port(),
+                ips: vec![upstream.ip()],
+                allowed,
+                reason,
+                detail: format!("{detail}{credential}"),
+                bytes_up: up,
+                bytes_down: down,
+            },
+        );
+    };
+    let result =
+        crate::mitm::intercept(stream, name, upstream, &mitm.ca, &mitm.upstream, &mitm.credentials, &limits, record)
+            .await;
+    if let Err(e) = result {
+        shared.emit(
+            jail,
+            Outcome::denied("connect", Some(policy), name.to_owned(), upstream.port(), e.code(), e.to_string()),
+        );
+    }
+}
+
+/// A stream whose first bytes were already read (the peeked ClientHello): they are
+/// read again first.
+struct Prefixed<'a> {
+    first: Vec<u8>,
+    at: usize,
+    inner: &'a mut TcpStream,
+}
+
+impl AsyncRead for Prefixed<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        if self.at < self.first.len() {
+            let n = (self.first.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.first[at..at + n]);
+            self.at += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut *self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
 }
 
 fn host_text(host: &Host) -> String {
@@ -807,8 +977,23 @@ async fn splice(
     port: u16,
 ) {
     let ip = upstream.peer_addr().map(|a| a.ip()).ok();
+    // Recorded when allowed: the connection may be cut (its operation ended) before it
+    // closes by itself.
+    let event = |reason: &str, detail: String, up: u64, down: u64| Outcome {
+        operation: Some(policy.operation.clone()),
+        kind: "connect",
+        host: host.clone(),
+        port,
+        ips: ip.into_iter().collect(),
+        allowed: true,
+        reason: reason.to_owned(),
+        detail,
+        bytes_up: up,
+        bytes_down: down,
+    };
+    shared.emit(jail, event("allowed", String::new(), 0, 0));
     let (mut up, mut down) = (first.len() as u64, 0u64);
-    let mut reason = ("allowed", String::new());
+    let mut cut = None;
     if upstream.write_all(first).await.is_ok() {
         let (mut cr, mut cw) = client.split();
         let (mut ur, mut uw) = upstream.split();
@@ -821,27 +1006,36 @@ async fn splice(
                 up += u;
                 down += d;
                 if capped {
-                    reason = ("max_response_bytes", format!("more than {max} bytes came back; the connection was cut"));
+                    cut = Some((
+                        "max_response_bytes",
+                        format!("more than {max} bytes came back; the connection was cut"),
+                    ));
                 }
             }
-            Err(_) => reason = ("total_timeout", format!("the connection outlived {:?}", policy.total_timeout)),
+            Err(_) => cut = Some(("total_timeout", format!("the connection outlived {:?}", policy.total_timeout))),
         }
     }
-    shared.emit(
-        jail,
-        Outcome {
-            operation: Some(policy.operation.clone()),
-            kind: "connect",
-            host,
-            port,
-            ips: ip.into_iter().collect(),
-            allowed: true,
-            reason: reason.0.to_owned(),
-            detail: reason.1,
+    jail.counters.bytes_up.fetch_add(up, Ordering::Relaxed);
+    jail.counters.bytes_down.fetch_add(down, Ordering::Relaxed);
+    if let Some((reason, detail)) = cut {
+        // The cut, as a second record of the same connection (counted once above).
+        let mut e = event(reason, detail, up, down);
+        e.allowed = false;
+        let _ = shared.events.send(EgressEvent {
+            connector: jail.connector.clone(),
+            zone: jail.zone.clone(),
+            operation: e.operation,
+            kind: e.kind,
+            host: e.host,
+            port: e.port,
+            ips: e.ips,
+            allowed: false,
+            reason: e.reason,
+            detail: e.detail,
             bytes_up: up,
             bytes_down: down,
-        },
-    );
+        });
+    }
 }
 
 /// Copies until EOF or past `max` bytes (then shuts both down); (bytes, capped).

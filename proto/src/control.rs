@@ -112,6 +112,63 @@ pub enum ControlRequest {
     /// The egress proxy's live jails: their links, addresses, the operation running,
     /// and their counters.
     EgressStatus,
+    /// Store a credential the egress proxy injects for connectors configured with its
+    /// `credential_id`, only toward `hosts`. Replaces one with the same id.
+    CredentialAdd {
+        /// The id connectors name (`credential_id`, `X-FCP-Credential-ID`).
+        id: String,
+        /// Where it may be sent: names, or `*.` wildcards.
+        hosts: Vec<String>,
+        /// How it is sent.
+        auth: CredentialAuth,
+        /// The secret: the token, password or header value.
+        secret: SecretText,
+        /// A dummy value connectors may be configured with instead; replaced in flight.
+        #[serde(default)]
+        placeholder: Option<String>,
+    },
+    /// The stored credentials: ids, hosts and kinds, never secrets.
+    CredentialList,
+    /// Forget a credential.
+    CredentialRemove {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// How a credential is sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialAuth {
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+    /// `Authorization: Basic base64(user:secret)`.
+    Basic {
+        /// The user name.
+        user: String,
+    },
+    /// `<header>: <secret>`.
+    Header {
+        /// The header name.
+        header: String,
+    },
+}
+
+/// A secret on the control socket: zeroized on drop, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 /// What a revocation names, as the CLI writes it.

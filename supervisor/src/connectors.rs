@@ -105,6 +105,8 @@ pub struct InstanceSpec {
     pub egress: Option<Arc<crate::egress::Egress>>,
     /// Each operation's egress policy; an operation not listed gets no network.
     pub egress_policies: std::collections::HashMap<String, fcp_egress::proxy::OperationPolicy>,
+    /// The secret store, and the credential ids the instance's config names.
+    pub credentials: Option<(Arc<crate::credentials::CredentialStore>, Vec<String>)>,
 }
 
 struct Running {
@@ -254,7 +256,15 @@ impl Instance {
         // is on; the spec then places the jail in it and routes HTTPS_PROXY through it.
         let attachment = match &self.spec.egress {
             Some(egress) => {
-                Some(egress.attach(&self.spec.connector_id, self.spec.zone.as_str()).map_err(ConnectorError::Egress)?)
+                let credentials = match &self.spec.credentials {
+                    Some((store, ids)) if !ids.is_empty() => Some(store.set_for(ids).map_err(ConnectorError::Egress)?),
+                    _ => None,
+                };
+                Some(
+                    egress
+                        .attach(&self.spec.connector_id, self.spec.zone.as_str(), credentials)
+                        .map_err(ConnectorError::Egress)?,
+                )
             }
             None => None,
         };

@@ -83,6 +83,8 @@ pub struct Daemon {
     instances: Mutex<HashMap<String, Arc<Mutex<Instance>>>>,
     /// The egress networks and proxy, once started ([`Daemon::set_egress`]).
     egress: std::sync::OnceLock<Arc<crate::egress::Egress>>,
+    /// Credentials the proxy injects.
+    credentials: Arc<crate::credentials::CredentialStore>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -149,6 +151,10 @@ impl Daemon {
         durability: crate::store::Durability,
     ) -> Result<Daemon, RequestFailure> {
         let store = Store::open_with(&home.store_path(), durability).map_err(store_err)?;
+        let credentials = Arc::new(
+            crate::credentials::CredentialStore::open(&home.dir.join("credentials"))
+                .map_err(|e| fail("home.error", format!("credential store: {e}")))?,
+        );
         let now = now();
         let mut trust = TrustStore::new(home.owner.public());
         let att = home.attest(now).map_err(|e| fail("home.error", e.to_string()))?;
@@ -216,6 +222,7 @@ impl Daemon {
             state: Mutex::new(State { attested_until, broken, trust, views, chains, installed }),
             instances: Mutex::new(HashMap::new()),
             egress: std::sync::OnceLock::new(),
+            credentials,
         })
     }
 
@@ -239,6 +246,53 @@ impl Daemon {
                 ),
             )
         })
+    }
+
+    /// Stores a credential and audits it (in z:owner, without its secret).
+    async fn credential_add(
+        &self,
+        id: &str,
+        hosts: Vec<String>,
+        auth: fcp_proto::control::CredentialAuth,
+        secret: fcp_proto::control::SecretText,
+        placeholder: Option<String>,
+    ) -> Result<Value, RequestFailure> {
+        let kind = match &auth {
+            fcp_proto::control::CredentialAuth::Bearer => "bearer",
+            fcp_proto::control::CredentialAuth::Basic { .. } => "basic",
+            fcp_proto::control::CredentialAuth::Header { .. } => "header",
+        };
+        let host_list = hosts.join(",");
+        self.credentials.add(id, hosts, auth, secret, placeholder).map_err(|e| fail("credential.invalid", e))?;
+        let seq = self.audit_owner("credential.add", [("id", id), ("hosts", &host_list), ("kind", kind)]).await?;
+        Ok(json!({ "id": id, "stored": true, "audit_seq": seq }))
+    }
+
+    async fn credential_remove(&self, id: &str) -> Result<Value, RequestFailure> {
+        let removed = self.credentials.remove(id).map_err(|e| fail("credential.invalid", e))?;
+        if !removed {
+            return Err(fail("credential.not_found", format!("no credential {id} is stored")));
+        }
+        let seq = self.audit_owner("credential.remove", [("id", id)]).await?;
+        Ok(json!({ "id": id, "removed": true, "audit_seq": seq }))
+    }
+
+    /// Appends an owner action to z:owner's chain.
+    async fn audit_owner<const N: usize>(
+        &self,
+        event_type: &str,
+        details: [(&str, &str); N],
+    ) -> Result<u64, RequestFailure> {
+        let zone = ZoneId::new("z:owner").map_err(|e| fail("internal", e.to_string()))?;
+        let draft = EventDraft {
+            event_type: event_type.into(),
+            actor: "owner".into(),
+            occurred_at: now(),
+            details: details.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..EventDraft::default()
+        };
+        let mut st = self.state.lock().await;
+        self.commit_with_event(&mut st, &zone, draft, Batch::default())
     }
 
     /// Gives connectors started from now on a network through `egress`.
@@ -312,6 +366,11 @@ impl Daemon {
             ControlRequest::AuditTail { zone, after_seq, limit } => self.audit_tail(&zone, after_seq, limit),
             ControlRequest::AuditVerify { zone } => self.audit_verify(&zone),
             ControlRequest::EgressStatus => Ok(self.egress_status()),
+            ControlRequest::CredentialAdd { id, hosts, auth, secret, placeholder } => {
+                self.credential_add(&id, hosts, auth, secret, placeholder).await
+            }
+            ControlRequest::CredentialList => Ok(json!({ "credentials": self.credentials.list() })),
+            ControlRequest::CredentialRemove { id } => self.credential_remove(&id).await,
         }
     }
 
@@ -482,6 +541,10 @@ impl Daemon {
             host_public_key: self.home.node.issuance.public().to_bytes(),
             egress: self.egress.get().cloned(),
             egress_policies: crate::egress::policies(&inst.manifest),
+            credentials: Some((
+                Arc::clone(&self.credentials),
+                crate::credentials::ids_in(inst.record.config.as_object().unwrap_or(&serde_json::Map::new())),
+            )),
         })
     }
 

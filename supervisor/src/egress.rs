@@ -7,11 +7,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use fcp_egress::mitm::{CredentialSet, JailCa, Upstream};
 use fcp_egress::net::{JailLink, Names, Network, Pool, Ports};
-use fcp_egress::proxy::{self, EgressEvent, JailHandle, OperationPolicy, Proxy};
+use fcp_egress::proxy::{self, EgressEvent, Interception, JailHandle, OperationPolicy, Proxy};
 use fcp_sandbox::JailNetwork;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+/// Where the jail's CA certificate is bound (and `SSL_CERT_FILE` points).
+pub const JAIL_CA: &str = "/etc/fcp/egress-ca.pem";
 
 /// `[egress]` in fcpd.toml.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -29,6 +33,9 @@ pub struct EgressConfig {
     pub dns_port: u16,
     /// Upstream DNS servers; empty: the host's /etc/resolv.conf.
     pub upstream_dns: Vec<SocketAddr>,
+    /// A PEM file of CA certificates the proxy verifies upstream servers against when it
+    /// intercepts TLS; empty: the Mozilla roots (webpki-roots).
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl Default for EgressConfig {
@@ -40,6 +47,7 @@ impl Default for EgressConfig {
             proxy_port: 15001,
             dns_port: 15053,
             upstream_dns: Vec::new(),
+            upstream_ca_file: None,
         }
     }
 }
@@ -50,6 +58,7 @@ pub struct Egress {
     network: Network,
     proxy: Proxy,
     dir: PathBuf,
+    upstream: Arc<Upstream>,
 }
 
 /// One connector process's network.
@@ -72,6 +81,10 @@ impl Egress {
         config: &EgressConfig,
         dir: &Path,
     ) -> anyhow::Result<(Arc<Egress>, mpsc::UnboundedReceiver<EgressEvent>)> {
+        let upstream = Arc::new(match &config.upstream_ca_file {
+            Some(path) => Upstream::from_pem(&std::fs::read(path)?, Vec::new())?,
+            None => Upstream::webpki()?,
+        });
         let pool = Pool::parse(&config.pool)?;
         let names = Names::new(&config.tag)?;
         let ports = Ports { proxy: config.proxy_port, dns: config.dns_port };
@@ -80,11 +93,19 @@ impl Egress {
             proxy::Config { ports, upstream_dns: config.upstream_dns.clone(), limits: proxy::Limits::default() };
         let (proxy, events) = Proxy::start(proxy_config).await?;
         std::fs::create_dir_all(dir)?;
-        Ok((Arc::new(Egress { network, proxy, dir: dir.to_owned() }), events))
+        Ok((Arc::new(Egress { network, proxy, dir: dir.to_owned(), upstream }), events))
     }
 
-    /// Makes the network of one connector process of `connector` in `zone`.
-    pub fn attach(&self, connector: &str, zone: &str) -> Result<Attachment, String> {
+    /// Makes the network of one connector process of `connector` in `zone`. With
+    /// `credentials` (the instance's, non-empty), the jail also gets a CA of its own as
+    /// its only trust store (`SSL_CERT_FILE`), and the proxy intercepts its TLS to inject
+    /// them.
+    pub fn attach(
+        &self,
+        connector: &str,
+        zone: &str,
+        credentials: Option<CredentialSet>,
+    ) -> Result<Attachment, String> {
         let link = self.network.create().map_err(|e| format!("egress network: {e}"))?;
         let dir = self.dir.join(format!("{connector}@{}", zone.replace(':', "_")));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -92,13 +113,25 @@ impl Egress {
         // The responder answers on the link's host end; names are always absolute.
         let text = format!("nameserver {}\noptions ndots:0 attempts:2 timeout:2\n", link.host_addr());
         crate::home::write_atomic(&resolv, text.as_bytes(), 0o644).map_err(|e| e.to_string())?;
+        let mut files = vec![(resolv, PathBuf::from("/etc/resolv.conf"))];
+        let proxy_url = format!("http://{}:{}", link.host_addr(), self.network.ports().proxy);
+        let mut env = vec![("HTTPS_PROXY".to_owned(), proxy_url.clone()), ("https_proxy".to_owned(), proxy_url)];
+        let mitm = match credentials {
+            Some(credentials) if credentials.ids().next().is_some() => {
+                let ca = JailCa::generate(&format!("fcp jail {connector}@{zone}")).map_err(|e| e.to_string())?;
+                let pem = dir.join("ca.pem");
+                crate::home::write_atomic(&pem, ca.ca_pem().as_bytes(), 0o644).map_err(|e| e.to_string())?;
+                files.push((pem, PathBuf::from(JAIL_CA)));
+                env.push(("SSL_CERT_FILE".to_owned(), JAIL_CA.to_owned()));
+                Some(Arc::new(Interception { ca, credentials, upstream: Arc::clone(&self.upstream) }))
+            }
+            _ => None,
+        };
         let network = JailNetwork {
             netns: Arc::new(link.netns().try_clone().map_err(|e| format!("egress network: {e}"))?),
-            files: vec![(resolv, PathBuf::from("/etc/resolv.conf"))],
+            files,
         };
-        let proxy_url = format!("http://{}:{}", link.host_addr(), self.network.ports().proxy);
-        let env = vec![("HTTPS_PROXY".to_owned(), proxy_url.clone()), ("https_proxy".to_owned(), proxy_url)];
-        let handle = self.proxy.register(connector, zone, &link);
+        let handle = self.proxy.register(connector, zone, &link, mitm);
         Ok(Attachment { link, handle, network, env })
     }
 

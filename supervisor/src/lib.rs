@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod connectors;
+pub mod credentials;
 pub mod daemon;
 pub mod egress;
 pub mod home;

@@ -1,8 +1,11 @@
 //! The operator's config and the HTTP client built from it.
 //!
 //! Config (`configure` params), unknown keys refused:
-//! `{"allow_hosts": [...], "allow_plain_http": false, "max_response_bytes": 32768, "timeout_ms": 30000}`.
-//! Everything is optional; no `allow_hosts` allows nothing.
+//! `{"allow_hosts": [...], "allow_plain_http": false, "max_response_bytes": 32768, "timeout_ms": 30000,
+//! "credential_id": "..."}`. Everything is optional; no `allow_hosts` allows nothing.
+//! `credential_id` names a credential the host holds (host-protocol.md §7): every https
+//! request carries it as `X-FCP-Credential-ID`, and fcpd's egress proxy swaps in the
+//! real credential; the connector never has it.
 //!
 //! Environment (set by fcpd; the egress issue points them at its proxy): `HTTPS_PROXY`
 //! (or `https_proxy`) routes every request, plain http too, through that proxy
@@ -39,6 +42,7 @@ struct ConfigInput {
     allow_plain_http: bool,
     max_response_bytes: Option<u64>,
     timeout_ms: Option<u64>,
+    credential_id: Option<String>,
 }
 
 /// What the connector reads from its environment at start.
@@ -72,6 +76,8 @@ pub(crate) struct Client {
     pub(crate) max_response_bytes: usize,
     /// The HTTP agent: no redirects followed, statuses returned as data.
     pub(crate) agent: Agent,
+    /// The host-held credential to name on https requests.
+    pub(crate) credential_id: Option<String>,
 }
 
 /// Why a config was refused.
@@ -79,7 +85,7 @@ pub(crate) struct Client {
 pub(crate) enum ConfigError {
     /// Not the shape above.
     #[error(
-        "fcp.http config takes {{\"allow_hosts\"?: [host], \"allow_plain_http\"?: bool, \"max_response_bytes\"?: integer, \"timeout_ms\"?: integer}}"
+        "fcp.http config takes {{\"allow_hosts\"?: [host], \"allow_plain_http\"?: bool, \"max_response_bytes\"?: integer, \"timeout_ms\"?: integer, \"credential_id\"?: string}}"
     )]
     Parse(#[source] serde_json::Error),
     /// A bad `allow_hosts` entry.
@@ -88,6 +94,9 @@ pub(crate) enum ConfigError {
     /// `max_response_bytes` outside 1..=[`MAX_RESPONSE_BYTES`].
     #[error("fcp.http config: max_response_bytes must be 1 to {MAX_RESPONSE_BYTES}")]
     MaxResponseBytes,
+    /// `credential_id` is empty or cannot be a header value.
+    #[error("fcp.http config: credential_id must be 1 to 128 of A-Z a-z 0-9 . _ -")]
+    CredentialId,
     /// `timeout_ms` outside 1..=[`MAX_TIMEOUT_MS`].
     #[error("fcp.http config: timeout_ms must be 1 to {MAX_TIMEOUT_MS}")]
     Timeout,
@@ -125,6 +134,12 @@ pub(crate) fn configure(config: &Map<String, Value>, env: &Env) -> Result<Client
     if !(1..=MAX_RESPONSE_BYTES).contains(&max_response_bytes) {
         return Err(ConfigError::MaxResponseBytes);
     }
+    if let Some(id) = &input.credential_id {
+        let ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            return Err(ConfigError::CredentialId);
+        }
+    }
     let timeout_ms = input.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
         return Err(ConfigError::Timeout);
@@ -151,6 +166,7 @@ pub(crate) fn configure(config: &Map<String, Value>, env: &Env) -> Result<Client
         allow_plain_http: input.allow_plain_http,
         max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
         agent: Agent::new_with_config(agent_config),
+        credential_id: input.credential_id,
     })
 }
 

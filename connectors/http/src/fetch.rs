@@ -12,6 +12,9 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::allow::{Target, UrlRejection};
 use crate::config::Client;
 
+/// The header that names a host-held credential (host-protocol.md §7).
+const CREDENTIAL_ID_HEADER: &str = "x-fcp-credential-id";
+
 /// The most request headers one call may set.
 pub(crate) const MAX_REQUEST_HEADERS: usize = 64;
 /// JSON bytes of response headers kept; the rest are dropped (`headers_truncated`).
@@ -21,8 +24,10 @@ pub(crate) const BODY_BUDGET: usize = 40 * 1024;
 
 /// Headers the caller may not set: framing and connection management belong to the
 /// client, `host` must be the URL's (it is what the allow list checked), and proxy
-/// headers belong to the egress proxy.
+/// headers belong to the egress proxy, as does the credential id (the operator's config
+/// names the credential, not the caller).
 const FORBIDDEN_HEADERS: &[&str] = &[
+    CREDENTIAL_ID_HEADER,
     "connection",
     "content-length",
     "expect",
@@ -181,16 +186,24 @@ pub(crate) fn send(client: &Client, request: Checked) -> Result<Value, HttpError
         source => HttpError::Transport { service: service.clone(), source },
     };
     let uri = request.target.uri;
+    // The credential's id, never a secret, and only where the proxy intercepts (TLS).
+    let credential = client.credential_id.as_deref().filter(|_| uri.scheme_str() == Some("https"));
     let mut response = if request.method == Method::POST {
         let mut builder = client.agent.post(uri);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
+        }
+        if let Some(id) = credential {
+            builder = builder.header(CREDENTIAL_ID_HEADER, id);
         }
         builder.send(request.body.unwrap_or_default().as_bytes()).map_err(transport)?
     } else {
         let mut builder = client.agent.get(uri);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
+        }
+        if let Some(id) = credential {
+            builder = builder.header(CREDENTIAL_ID_HEADER, id);
         }
         builder.call().map_err(transport)?
     };

@@ -33,6 +33,19 @@ impl Upstream {
         Upstream::new(Arc::new(roots), Vec::new())
     }
 
+    /// Verify against the CA certificates of a PEM file (an owner-configured CA), with
+    /// `spki_pins`. A file with no certificate fails as an empty root store.
+    pub fn from_pem(pem: &[u8], spki_pins: Vec<[u8; 32]>) -> Result<Upstream, MitmError> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert =
+                cert.map_err(|e| MitmError::TlsConfig { source: rustls::Error::General(format!("PEM: {e}")) })?;
+            roots.add(cert).map_err(|source| MitmError::TlsConfig { source })?;
+        }
+        Upstream::new(Arc::new(roots), spki_pins)
+    }
+
     /// Verify chains to `roots` and the name the connector asked for; when `spki_pins` is
     /// not empty, the end-entity certificate's SubjectPublicKeyInfo must also hash
     /// (SHA-256 over its DER, the HPKP `pin-sha256` value) to one of them. Only the leaf is

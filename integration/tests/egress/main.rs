@@ -139,7 +139,7 @@ async fn a_jail_reaches_only_what_its_operation_allows_through_the_proxy() {
     let config = Config { ports, upstream_dns: vec![SocketAddr::from((UPSTREAM, 53))], limits: Limits::default() };
     let (proxy, mut events) = Proxy::start(config).await.expect("proxy");
     let link = network.create().expect("a jail link");
-    let handle = proxy.register("fcp.test", "z:work", &link);
+    let handle = proxy.register("fcp.test", "z:work", &link, None);
     let (host, ns) = (link.host_addr(), link.netns().try_clone().expect("dup"));
     let run = |f: Box<dyn FnOnce() -> Vec<String> + Send>| {
         let ns = ns.try_clone().expect("dup");

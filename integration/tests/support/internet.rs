@@ -5,8 +5,10 @@
 //! Names it answers: `api.test.example` → 11.22.33.2; `evil.test.example` → 10.1.2.3 and
 //! 11.22.33.2 (a private answer, for rebinding); `many.test.example` → twenty addresses
 //! 11.22.33.10–29; anything else NXDOMAIN. Servers on 11.22.33.2: an echo server on 443
-//! (it sends `echo:` then echoes) and an HTTP/1.1 server on 80 that answers every request
-//! with its request head as the body.
+//! (it sends `echo:` then echoes), an HTTP/1.1 server on 80, and the same over TLS on 8443
+//! with a certificate for `api.test.example` from a test CA of its own
+//! ([`Internet::ca_pem`]). The HTTP servers answer every request with its request head
+//! as the body, and record it ([`Internet::requests`]).
 //!
 //! A test target includes it with `#[path = "../support/internet.rs"] mod internet;`.
 
@@ -46,8 +48,10 @@ fn ip(args: &[&str]) {
 /// The running internet.
 pub(crate) struct Internet {
     name: String,
+    link: String,
     queries: Arc<Mutex<Vec<String>>>,
     requests: Arc<Mutex<Vec<String>>>,
+    ca_pem: String,
 }
 
 impl Internet {
@@ -67,16 +71,30 @@ impl Internet {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let ns: OwnedFd = std::fs::File::open(format!("/var/run/netns/{name}")).expect("netns").into();
         let (q, r, ready) = (Arc::clone(&queries), Arc::clone(&requests), std::sync::mpsc::channel());
+        let (tls_config, ca_pem) = test_tls("api.test.example");
+        let r_tls = Arc::clone(&requests);
         thread::spawn(move || {
             rustix::thread::move_into_link_name_space(ns.as_fd(), None).expect("enter the internet");
             let dns = UdpSocket::bind((UPSTREAM, 53)).expect("bind dns");
             let echo = TcpListener::bind((UPSTREAM, 443)).expect("bind 443");
             let http = TcpListener::bind((UPSTREAM, 80)).expect("bind 80");
+            let https = TcpListener::bind((UPSTREAM, 8443)).expect("bind 8443");
             ready.0.send(()).expect("ready");
+            thread::spawn(move || {
+                for stream in https.incoming().flatten() {
+                    let (r, config) = (Arc::clone(&r_tls), Arc::clone(&tls_config));
+                    thread::spawn(move || {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                        let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                        http_server(rustls::StreamOwned::new(conn, stream), r);
+                    });
+                }
+            });
             thread::spawn(move || dns_server(dns, q));
             thread::spawn(move || {
                 for stream in http.incoming().flatten() {
                     let r = Arc::clone(&r);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                     thread::spawn(move || http_server(stream, r));
                 }
             });
@@ -85,7 +103,12 @@ impl Internet {
             }
         });
         ready.1.recv_timeout(Duration::from_secs(5)).expect("the internet started");
-        Internet { name, queries, requests }
+        Internet { name, link, queries, requests, ca_pem }
+    }
+
+    /// The PEM of the CA that issued the TLS server's certificate.
+    pub(crate) fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// Whether the DNS server was asked for `name`.
@@ -101,6 +124,9 @@ impl Internet {
 
 impl Drop for Internet {
     fn drop(&mut self) {
+        // The server threads keep the namespace alive: delete the link, so nothing can
+        // reach them (and the next internet's addresses are its alone).
+        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
@@ -147,8 +173,30 @@ fn echo_server(mut stream: TcpStream) {
     }
 }
 
-fn http_server(mut stream: TcpStream, requests: Arc<Mutex<Vec<String>>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+/// A server config for `name` from a fresh test CA, and the CA's PEM.
+fn test_tls(name: &str) -> (Arc<rustls::ServerConfig>, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256};
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let ca_pem = ca_cert.pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("leaf key");
+    let leaf = CertificateParams::new(vec![name.to_owned()]).expect("leaf params").signed_by(&leaf_key, &issuer);
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.expect("leaf").der().clone()], key.into())
+        .expect("server config");
+    (Arc::new(config), ca_pem)
+}
+
+fn http_server(mut stream: impl Read + Write, requests: Arc<Mutex<Vec<String>>>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
@@ -165,4 +213,5 @@ fn http_server(mut stream: TcpStream, requests: Arc<Mutex<Vec<String>>>) {
         body.len()
     );
     let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
 }
