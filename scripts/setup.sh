@@ -3,13 +3,15 @@
 # Idempotent; needs root for apt-get (skipped with a note otherwise).
 set -euo pipefail
 
-# Debian packages the tests need. Later issues add swtpm, nftables, iproute2, ….
+# Debian packages the tests need.
 # systemd: systemd-analyze, which verifies systemd/fcpd.service (supervisor/tests/systemd_unit.rs).
 # bubblewrap: the baseline the jail's cold-start benchmark is measured against.
 PACKAGES=(pkg-config build-essential systemd bubblewrap)
 # swtpm, swtpm-tools, tpm2-tools: the TPM simulator each fcp-attest test starts, and the
 # independent quote verifier it is checked against; libtss2-dev: the TSS2 ESAPI tss-esapi links.
 PACKAGES+=(swtpm swtpm-tools tpm2-tools libtss2-dev)
+# nftables: fcpd's egress table (nft); iproute2: the egress tests' "internet" namespace.
+PACKAGES+=(nftables iproute2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
