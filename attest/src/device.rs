@@ -368,6 +368,66 @@ pub fn seal_node_keys(home: &Path, tpm: &mut dyn Tpm, keys: &NodeKeys, policy_pc
     Ok(())
 }
 
+/// What [`reset`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResetReport {
+    /// Where the old attestation state went.
+    pub moved_to: Option<PathBuf>,
+    /// Whether fresh node keys were written (the old ones were sealed and are gone).
+    pub new_keys: bool,
+    /// The new signing kid.
+    pub signing_kid: String,
+}
+
+/// The re-enrollment path after a cleared or replaced TPM (spec/attest.md §5): moves
+/// `HOME/attest/` aside to `HOME/attest.lost-<now>/` and, when the node keys were sealed
+/// (and so are gone), writes fresh node keys as key files. fcpd then starts as a node
+/// without posture, and `fcp-attest request` enrolls it again. With `tpm` given and
+/// still unsealing the keys, nothing is lost and nothing is done unless `force`.
+pub fn reset(
+    home: &Path,
+    tpm: Option<&mut dyn Tpm>,
+    force: bool,
+    rng: &mut impl CryptoRngCore,
+    now: u64,
+) -> Result<ResetReport, AttestError> {
+    let sealed = read_sealed(home)?.is_some();
+    if sealed && !force {
+        if let Some(tpm) = tpm {
+            if load_node_keys(home, Some(tpm)).is_ok() {
+                return Err(AttestError::State(
+                    "this TPM still unseals the node keys: nothing to reset (--force discards them anyway)".into(),
+                ));
+            }
+        }
+    }
+    let dir = state_dir(home);
+    let moved_to = if dir.exists() {
+        let to = home.join(format!("attest.lost-{now}"));
+        fs::rename(&dir, &to).map_err(AttestError::io(&to))?;
+        Some(to)
+    } else {
+        None
+    };
+    let id = node_id(home)?;
+    let have_files = NODE_KEY_FILES.iter().all(|n| home.join("keys").join(format!("{n}.key")).exists());
+    let (keys, new_keys) = if sealed || !have_files {
+        let keys = NodeKeys::generate(&id, rng).map_err(AttestError::Key)?;
+        for (name, secret) in [
+            ("node-signing", keys.signing.to_seed()),
+            ("node-issuance", keys.issuance.to_seed()),
+            ("node-encryption", keys.encryption.to_bytes()),
+        ] {
+            let text = Zeroizing::new(format!("{KEY_HEADER}\n{}\n", hex::encode(*secret)));
+            write_atomic(&home.join("keys").join(format!("{name}.key")), text.as_bytes(), 0o600)?;
+        }
+        (keys, true)
+    } else {
+        (load_node_keys(home, None)?.0, false)
+    };
+    Ok(ResetReport { moved_to, new_keys, signing_kid: keys.signing.kid().to_string() })
+}
+
 /// Step 3 on the device: TPM2_ActivateCredential with the recorded AK; the response is
 /// signed by the node signing key.
 pub fn activate(

@@ -74,6 +74,13 @@ enum Cmd {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// After a cleared or replaced TPM: move HOME/attest aside, write fresh node keys
+    /// when the old ones were sealed (they are gone), then restart fcpd and enroll again.
+    Reset {
+        /// Discard sealed keys even though this TPM still unseals them.
+        #[arg(long)]
+        force: bool,
+    },
     /// TPM presence, manufacturer, handles, PCRs, and this node's enrollment.
     Status {
         /// PCRs to show.
@@ -212,6 +219,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         p.kind,
                         if p.hardware_backed { ", hardware-backed" } else { "" }
                     ))
+                );
+            }
+            Ok(())
+        }
+        Cmd::Reset { force } => {
+            let mut tpm = TssTpm::open(&tcti).ok();
+            let r = device::reset(home, tpm.as_mut().map(|t| t as &mut dyn Tpm), force, &mut rand_core::OsRng, now())?;
+            if cli.json {
+                println!("{}", json!({ "ok": true, "report": r }));
+            } else {
+                if let Some(p) = &r.moved_to {
+                    println!("moved the old attestation state to {}", p.display());
+                }
+                if r.new_keys {
+                    println!(
+                        "wrote new node keys (signing kid {}); the old ones were sealed by the lost TPM",
+                        r.signing_kid
+                    );
+                    println!(
+                        "  audit events signed before now verify only against the old key (see the moved request.cbor)"
+                    );
+                }
+                println!(
+                    "next: restart fcpd (posture: none), then `fcp enroll nonce` on the owner and `fcp-attest request`"
                 );
             }
             Ok(())

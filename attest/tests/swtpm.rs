@@ -276,6 +276,18 @@ fn a_cleared_tpm_is_reported_for_re_enrollment() {
     let e = device::load_node_keys(home.path(), Some(&mut tpm)).expect_err("cleared");
     assert_eq!(e.code(), "attest.tpm_cleared");
     assert!(e.to_string().contains("re-enroll"), "{e}");
+
+    // The re-enrollment path: fresh keys in files, then a new round on the same TPM.
+    let r = device::reset(home.path(), Some(&mut tpm), false, &mut OsRng, NOW).expect("reset");
+    assert!(r.new_keys && r.moved_to.is_some());
+    let (keys, source) = device::load_node_keys(home.path(), Some(&mut tpm)).expect("keys from files");
+    assert_eq!(source, KeySource::Files);
+    assert_ne!(keys.signing.public(), home.keys.signing.public(), "the sealed keys are gone for good");
+    let req = request(&home, &mut tpm, &sim.tcti(), owner.nonce());
+    let v = verify::verify_request(req, &mut owner.nonces, &Policy::default(), NOW).expect("re-enrollment verifies");
+    assert!(v.tpm.expect("tpm").keys_sealed);
+    let e = device::reset(home.path(), Some(&mut tpm), false, &mut OsRng, NOW).expect_err("keys still unseal");
+    assert_eq!(e.code(), "attest.state");
 }
 
 /// An independent verifier: tpm2_checkquote accepts our quote, and refuses it for other
