@@ -320,6 +320,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
 /// The plan with the connector's binary as a placeholder path and no runtime files.
 fn placeholder_plan(manifest: &Manifest, state_dir: &Path, arch: Arch) -> anyhow::Result<fcp_policy::jail::JailPlan> {
     let inputs = JailInputs {
+        tcp_connect: None,
         network_files: Vec::new(),
         binary: Binary { path: PathBuf::from("/opt/fcp/connector"), interpreter: None, libraries: Vec::new() },
         state_dir: state_dir.to_owned(),

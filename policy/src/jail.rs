@@ -120,6 +120,9 @@ pub struct JailInputs {
     pub state_dir: PathBuf,
     /// The architecture the seccomp program is for.
     pub arch: Arch,
+    /// With a network: the TCP ports the connector may connect to (the operations'
+    /// `port_allow`, DNS and the proxy's port), enforced by Landlock on ABI 4 and later.
+    pub tcp_connect: Option<Vec<u16>>,
     /// Files the supervisor provides for the jail's network, bound read-only: the
     /// jail's `/etc/resolv.conf` (naming the egress proxy's DNS responder) and the trust
     /// store of the proxy's per-jail CA. Each is a [`RuntimeFile`] (host path, jail path).
@@ -325,6 +328,10 @@ pub struct LandlockPlan {
     pub handled: BTreeSet<FsAccess>,
     /// The rules.
     pub rules: Vec<LandlockRule>,
+    /// With a network: the only TCP ports the connector may connect to (Landlock ABI 4
+    /// and later); binding any TCP port is denied. `None` (loopback only): no TCP rule.
+    #[serde(default)]
+    pub tcp_connect: Option<Vec<u16>>,
 }
 
 /// What the seccomp filter does with a syscall.
@@ -520,6 +527,10 @@ impl fmt::Display for JailPlan {
             let access: Vec<String> = rule.access.iter().map(|a| format!("{a:?}")).collect();
             writeln!(f, "  {:<46} {}", rule.path.display(), access.join(" "))?;
         }
+        if let Some(ports) = &self.landlock.tcp_connect {
+            let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
+            writeln!(f, "  tcp: connect only to ports {}; no bind (ABI 4 and later)", list.join(", "))?;
+        }
         let seccomp = &self.seccomp;
         writeln!(
             f,
@@ -647,7 +658,13 @@ pub fn compile_section(sandbox: &SandboxSection, inputs: &JailInputs) -> Result<
         binds.push(Bind::file(file, BindOrigin::Network));
     }
 
-    let landlock = landlock_plan(&binds, sandbox.deny_exec);
+    let mut landlock = landlock_plan(&binds, sandbox.deny_exec);
+    landlock.tcp_connect = inputs.tcp_connect.as_ref().map(|ports| {
+        let mut ports = ports.clone();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    });
     let mounts = mount_list(binds);
     let limits = JailLimits {
         memory_bytes: (sandbox.memory_mb > 0).then(|| u64::from(sandbox.memory_mb) << 20),
@@ -764,7 +781,7 @@ fn landlock_plan(binds: &[Bind], deny_exec: bool) -> LandlockPlan {
     }
     rules.push(LandlockRule { path: PathBuf::from("/proc"), access: read.iter().copied().collect() });
     rules.sort_by(|a, b| a.path.cmp(&b.path));
-    LandlockPlan { handled: FsAccess::ALL.into_iter().collect(), rules }
+    LandlockPlan { handled: FsAccess::ALL.into_iter().collect(), rules, tcp_connect: None }
 }
 
 /// A manifest path as a normal absolute jail path, and whether it is below the state dir.
@@ -1195,6 +1212,7 @@ deny_ptrace = true
 
     fn inputs(arch: Arch) -> JailInputs {
         JailInputs {
+            tcp_connect: None,
             network_files: Vec::new(),
             binary: Binary {
                 path: PathBuf::from("/opt/fcp/minimal"),

@@ -145,6 +145,7 @@ fn manifest(id: &str, sandbox: &str) -> Manifest {
 fn seatbelt_profile(case: &Case) -> String {
     let manifest = manifest(case.connector_id, case.posix_sandbox);
     let inputs = JailInputs {
+        tcp_connect: None,
         network_files: Vec::new(),
         binary: Binary {
             path: PathBuf::from(format!("/opt/fcp/connectors/{}/bin/connector", case.connector_id)),

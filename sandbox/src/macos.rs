@@ -64,6 +64,7 @@ impl Seatbelt {
     pub fn profile(&self, spec: &SpawnSpec) -> Result<(SeatbeltProfile, PathBuf), SandboxError> {
         let program = canonical(spec.program())?;
         let inputs = JailInputs {
+            tcp_connect: None,
             network_files: Vec::new(),
             binary: Binary { path: program.clone(), interpreter: None, libraries: Vec::new() },
             state_dir: canonical(spec.state_dir())?,

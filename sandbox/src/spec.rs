@@ -42,11 +42,16 @@ pub struct JailNetwork {
     /// Files bound read-only into the jail: (host path, jail path), e.g. its
     /// `/etc/resolv.conf` and the proxy CA's trust store.
     pub files: Vec<(PathBuf, PathBuf)>,
+    /// The only TCP ports the connector may connect to (Landlock ABI 4 and later; it may
+    /// bind none): the operations' `port_allow`, DNS and the proxy's port.
+    pub tcp_ports: Vec<u16>,
 }
 
 impl PartialEq for JailNetwork {
     fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.netns, &other.netns) && self.files == other.files
+        std::sync::Arc::ptr_eq(&self.netns, &other.netns)
+            && self.files == other.files
+            && self.tcp_ports == other.tcp_ports
     }
 }
 

@@ -518,3 +518,34 @@ fn a_layer_left_out_must_be_allowed_like_a_missing_one() {
     assert_eq!(got["status"]["Seccomp"], "0", "no filter: {got}");
     assert!(LinuxJail::new().expect("jail").without(Layers::of(&[Layer::Namespaces])).is_err(), "not optional");
 }
+
+#[test]
+fn with_a_network_landlock_lets_the_connector_connect_only_to_its_ports() {
+    let Some(jail) = jail("with_a_network_landlock_lets_the_connector_connect_only_to_its_ports") else { return };
+    if jail.landlock_abi().is_none_or(|abi| abi < 4) {
+        eprintln!("SKIPPED: Landlock ABI 4 (TCP rules) is not available");
+        return;
+    }
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
+    // The host's own namespace stands in for the supervisor's per-jail network here, so
+    // the listeners are reachable and only Landlock decides.
+    let netns: std::os::fd::OwnedFd = std::fs::File::open("/proc/self/ns/net").expect("netns").into();
+    let network = fcp_sandbox::JailNetwork {
+        netns: std::sync::Arc::new(netns),
+        files: Vec::new(),
+        tcp_ports: vec![port(&allowed)],
+    };
+    let (_tmp, state) = state_dir();
+    let attempt = |target: u16| {
+        let spec = spec(&state, &["connect", &format!("127.0.0.1:{target}")]).with_network(network.clone());
+        let (status, out, err) = run(jail.spawn(&spec).expect("spawned"));
+        assert!(status.success(), "{err}");
+        out.trim().to_owned()
+    };
+    assert_eq!(attempt(port(&allowed)), "connected");
+    assert_eq!(attempt(port(&other)), format!("denied {}", libc::EACCES));
+    let plan = jail.plan(&spec(&state, &[]).with_network(network.clone())).expect("plan");
+    assert_eq!(plan.landlock.tcp_connect, Some(vec![port(&allowed)]));
+}

@@ -256,13 +256,15 @@ impl Instance {
         // is on; the spec then places the jail in it and routes HTTPS_PROXY through it.
         let attachment = match &self.spec.egress {
             Some(egress) => {
+                let ports: Vec<u16> =
+                    self.spec.egress_policies.values().flat_map(|p| p.constraints.port_allow.iter().copied()).collect();
                 let credentials = match &self.spec.credentials {
                     Some((store, ids)) if !ids.is_empty() => Some(store.set_for(ids).map_err(ConnectorError::Egress)?),
                     _ => None,
                 };
                 Some(
                     egress
-                        .attach(&self.spec.connector_id, self.spec.zone.as_str(), credentials)
+                        .attach(&self.spec.connector_id, self.spec.zone.as_str(), credentials, &ports)
                         .map_err(ConnectorError::Egress)?,
                 )
             }

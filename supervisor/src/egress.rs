@@ -100,11 +100,15 @@ impl Egress {
     /// `credentials` (the instance's, non-empty), the jail also gets a CA of its own as
     /// its only trust store (`SSL_CERT_FILE`), and the proxy intercepts its TLS to inject
     /// them.
+    ///
+    /// `ports` are the ports the instance's operations may reach (`port_allow`): with the
+    /// DNS and proxy ports, the only TCP ports Landlock lets the connector connect to.
     pub fn attach(
         &self,
         connector: &str,
         zone: &str,
         credentials: Option<CredentialSet>,
+        ports: &[u16],
     ) -> Result<Attachment, String> {
         let link = self.network.create().map_err(|e| format!("egress network: {e}"))?;
         let dir = self.dir.join(format!("{connector}@{}", zone.replace(':', "_")));
@@ -127,9 +131,12 @@ impl Egress {
             }
             _ => None,
         };
+        let mut tcp_ports = ports.to_vec();
+        tcp_ports.extend([53, self.network.ports().proxy]);
         let network = JailNetwork {
             netns: Arc::new(link.netns().try_clone().map_err(|e| format!("egress network: {e}"))?),
             files,
+            tcp_ports,
         };
         let handle = self.proxy.register(connector, zone, &link, mitm);
         Ok(Attachment { link, handle, network, env })

@@ -373,6 +373,7 @@ mod tests {
 
     fn inputs() -> JailInputs {
         JailInputs {
+            tcp_connect: None,
             network_files: Vec::new(),
             binary: Binary { path: PathBuf::from("/opt/fcp/bin/fcp-echo"), interpreter: None, libraries: Vec::new() },
             state_dir: PathBuf::from("/var/db/fcp/state/fcp.echo"),

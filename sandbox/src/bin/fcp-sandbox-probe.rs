@@ -20,6 +20,7 @@
 //! - `attempt NAME` (Linux): makes one escape attempt
 //!   ([`fcp_sandbox::escape::Attempt`]) and prints `allowed` or `denied ERRNO`; a
 //!   seccomp kill ends the process with SIGSYS instead.
+//! - `connect ADDR`: a TCP connection to ADDR; prints `connected` or `denied ERRNO`.
 //! - `alloc MB`: allocates and touches MB MiB, then prints `allocated MB`.
 //! - `fork-many N`: starts N sleeping children; when one is refused it prints
 //!   `refused after K: ERROR` and sleeps.
@@ -82,6 +83,10 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
         }
         #[cfg(target_os = "linux")]
         ["jail", state_dir, mode @ ..] => return jail(Path::new(state_dir), mode),
+        ["connect", addr] => match std::net::TcpStream::connect(addr) {
+            Ok(_) => println!("connected"),
+            Err(e) => println!("denied {}", e.raw_os_error().unwrap_or(0)),
+        },
         ["alloc", mb] => {
             // Touch every page, so the memory is resident and counted.
             let mut blocks = Vec::new();

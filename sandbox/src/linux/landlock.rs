@@ -12,8 +12,8 @@ use std::path::Path;
 
 use fcp_policy::jail::{FsAccess, LandlockPlan};
 use landlock::{
-    Access, AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, ABI,
 };
 
 use crate::error::SandboxError;
@@ -73,8 +73,20 @@ impl LandlockSupport {
         proc: &Path,
     ) -> Result<(OwnedFd, u64), SandboxError> {
         let handled = self.supported(rights(plan.handled.iter().copied()));
+        // TCP rules need ABI 4; on an older kernel the network namespace alone confines.
+        let tcp = plan.tcp_connect.as_ref().filter(|_| self.abi as i32 >= ABI::V4 as i32);
+        let mut ruleset = hard(handled);
+        if tcp.is_some() {
+            ruleset = ruleset.and_then(|r| r.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp));
+        }
         let mut created =
-            hard(handled).and_then(|r| r.create()).map_err(|source| SandboxError::LandlockRuleset { source })?;
+            ruleset.and_then(|r| r.create()).map_err(|source| SandboxError::LandlockRuleset { source })?;
+        for port in tcp.into_iter().flatten() {
+            created = created
+                .set_compatibility(CompatLevel::HardRequirement)
+                .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+                .map_err(|source| SandboxError::LandlockRuleset { source })?;
+        }
         let mut proc_access = BitFlags::empty();
         for rule in &plan.rules {
             let access = self.supported(rights(rule.access.iter().copied()));

@@ -197,6 +197,7 @@ impl LinuxJail {
             })
             .unwrap_or_default();
         let inputs = JailInputs {
+            tcp_connect: spec.network().map(|n| n.tcp_ports.clone()),
             network_files,
             binary: resolved.binary.clone(),
             state_dir: spec.state_dir().to_owned(),

@@ -98,6 +98,7 @@ pub(crate) mod tests {
         let manifest = Manifest::parse(include_str!("../../tests/data/manifest_minimal.toml")).expect("manifest");
         let section = fcp_policy::manifest::SandboxSection { deny_exec, ..manifest.sandbox };
         let inputs = JailInputs {
+            tcp_connect: None,
             network_files: Vec::new(),
             binary: Binary { path: PathBuf::from("/opt/c"), interpreter: None, libraries: Vec::new() },
             state_dir: PathBuf::from("/var/lib/c"),
