@@ -560,33 +560,26 @@ impl Rtnl {
         Ok(self.seq)
     }
 
-    /// Sends `message` with an ACK request and waits for the ACK.
-    fn request(&mut self, step: impl Fn() -> String, message: RouteNetlinkMessage, flags: u16) -> Result<(), NetError> {
-        let seq = self
-            .send(message, NLM_F_REQUEST | NLM_F_ACK | flags)
-            .map_err(|source| NetError::Netlink { step: step(), source })?;
+    /// Reads the replies to request `seq` and hands each to `each` until it returns
+    /// `Some` (the answer), skipping messages of other requests.
+    fn replies<T>(
+        &mut self,
+        seq: u32,
+        step: &dyn Fn() -> String,
+        mut each: impl FnMut(NetlinkPayload<RouteNetlinkMessage>) -> Option<Result<T, NetError>>,
+    ) -> Result<T, NetError> {
+        let fail = |source| NetError::Netlink { step: step(), source };
         let mut buf = vec![0; 1 << 16];
         loop {
-            let n =
-                self.socket.recv(&mut &mut buf[..], 0).map_err(|source| NetError::Netlink { step: step(), source })?;
+            let n = self.socket.recv(&mut &mut buf[..], 0).map_err(fail)?;
             let mut offset = 0;
             while offset < n {
-                let msg = <NetlinkMessage<RouteNetlinkMessage>>::deserialize(&buf[offset..n]).map_err(|e| {
-                    NetError::Netlink {
-                        step: step(),
-                        source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-                    }
-                })?;
+                let msg = <NetlinkMessage<RouteNetlinkMessage>>::deserialize(&buf[offset..n])
+                    .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
                 let len = msg.header.length as usize;
                 if msg.header.sequence_number == seq {
-                    if let NetlinkPayload::Error(e) = msg.payload {
-                        return match e.code {
-                            None => Ok(()),
-                            Some(code) => Err(NetError::Netlink {
-                                step: step(),
-                                source: io::Error::from_raw_os_error(-code.get()),
-                            }),
-                        };
+                    if let Some(answer) = each(msg.payload) {
+                        return answer;
                     }
                 }
                 if len == 0 {
@@ -597,6 +590,22 @@ impl Rtnl {
         }
     }
 
+    /// Sends `message` with an ACK request and waits for the ACK.
+    fn request(&mut self, step: impl Fn() -> String, message: RouteNetlinkMessage, flags: u16) -> Result<(), NetError> {
+        let seq = self
+            .send(message, NLM_F_REQUEST | NLM_F_ACK | flags)
+            .map_err(|source| NetError::Netlink { step: step(), source })?;
+        self.replies(seq, &step, |payload| match payload {
+            NetlinkPayload::Error(e) => Some(match e.code {
+                None => Ok(()),
+                Some(code) => {
+                    Err(NetError::Netlink { step: step(), source: io::Error::from_raw_os_error(-code.get()) })
+                }
+            }),
+            _ => None,
+        })
+    }
+
     /// Every link: (index, name).
     fn links(&mut self) -> Result<Vec<(u32, String)>, NetError> {
         let step = || "list links".to_owned();
@@ -604,46 +613,24 @@ impl Rtnl {
             .send(RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_REQUEST | NLM_F_DUMP)
             .map_err(|source| NetError::Netlink { step: step(), source })?;
         let mut links = Vec::new();
-        let mut buf = vec![0; 1 << 16];
-        loop {
-            let n =
-                self.socket.recv(&mut &mut buf[..], 0).map_err(|source| NetError::Netlink { step: step(), source })?;
-            let mut offset = 0;
-            while offset < n {
-                let msg = <NetlinkMessage<RouteNetlinkMessage>>::deserialize(&buf[offset..n]).map_err(|e| {
-                    NetError::Netlink {
-                        step: step(),
-                        source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-                    }
-                })?;
-                let len = msg.header.length as usize;
-                if msg.header.sequence_number == seq {
-                    match msg.payload {
-                        NetlinkPayload::Done(_) => return Ok(links),
-                        NetlinkPayload::Error(e) => {
-                            return Err(NetError::Netlink {
-                                step: step(),
-                                source: io::Error::from_raw_os_error(e.code.map_or(0, |c| -c.get())),
-                            })
-                        }
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                            let name = link.attributes.iter().find_map(|a| match a {
-                                LinkAttribute::IfName(n) => Some(n.clone()),
-                                _ => None,
-                            });
-                            if let Some(name) = name {
-                                links.push((link.header.index, name));
-                            }
-                        }
-                        _ => {}
-                    }
+        self.replies(seq, &step, |payload| match payload {
+            NetlinkPayload::Done(_) => Some(Ok(std::mem::take(&mut links))),
+            NetlinkPayload::Error(e) => Some(Err(NetError::Netlink {
+                step: step(),
+                source: io::Error::from_raw_os_error(e.code.map_or(0, |c| -c.get())),
+            })),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                let name = link.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                });
+                if let Some(name) = name {
+                    links.push((link.header.index, name));
                 }
-                if len == 0 {
-                    break;
-                }
-                offset += len;
+                None
             }
-        }
+            _ => None,
+        })
     }
 
     fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetError> {
