@@ -73,6 +73,9 @@ pub struct OperationPolicy {
     pub max_response_bytes: u64,
     /// `max_redirects`, for the HTTP-speaking interception path.
     pub max_redirects: u8,
+    /// `spki_pins` (SHA-256 of the upstream's SubjectPublicKeyInfo), checked where the
+    /// proxy terminates TLS (interception); an entry that is not 32 bytes matches nothing.
+    pub spki_pins: Vec<Vec<u8>>,
 }
 
 impl OperationPolicy {
@@ -85,6 +88,7 @@ impl OperationPolicy {
             total_timeout: Duration::from_millis(u64::from(nc.total_timeout_ms)),
             max_response_bytes: nc.max_response_bytes,
             max_redirects: nc.max_redirects,
+            spki_pins: nc.spki_pins.clone(),
         }
     }
 }
@@ -776,6 +780,27 @@ async fn intercept(
         idle_timeout: shared.limits.idle_timeout,
         ..crate::mitm::Limits::default()
     };
+    // The operation's pins, when it declares any; a pin of the wrong length matches no
+    // certificate, so the connection fails closed.
+    let pinned;
+    let upstream_cfg = if policy.spki_pins.is_empty() {
+        &*mitm.upstream
+    } else {
+        let pins = policy.spki_pins.iter().map(|p| <[u8; 32]>::try_from(p.as_slice()).unwrap_or([0; 32])).collect();
+        match mitm.upstream.with_pins(pins) {
+            Ok(u) => {
+                pinned = u;
+                &pinned
+            }
+            Err(e) => {
+                shared.emit(
+                    jail,
+                    Outcome::denied("connect", Some(policy), name.to_owned(), upstream.port(), e.code(), e.to_string()),
+                );
+                return;
+            }
+        }
+    };
     let stream = Prefixed { first: first.to_vec(), at: 0, inner: client };
     // Each request is recorded as it ends, not when the (kept-alive) connection does.
     let record = |event: crate::mitm::MitmEvent| {
@@ -816,7 +841,7 @@ async fn intercept(
         );
     };
     let result =
-        crate::mitm::intercept(stream, name, upstream, &mitm.ca, &mitm.upstream, &mitm.credentials, &limits, record)
+        crate::mitm::intercept(stream, name, upstream, &mitm.ca, upstream_cfg, &mitm.credentials, &limits, record)
             .await;
     if let Err(e) = result {
         shared.emit(

@@ -24,6 +24,7 @@ use super::{provider, MitmError};
 pub struct Upstream {
     config: Arc<ClientConfig>,
     pins: Arc<[[u8; 32]]>,
+    roots: Arc<RootCertStore>,
 }
 
 impl Upstream {
@@ -53,7 +54,7 @@ impl Upstream {
     /// they chain, and anyone can append a public certificate to a chain.
     pub fn new(roots: Arc<RootCertStore>, spki_pins: Vec<[u8; 32]>) -> Result<Upstream, MitmError> {
         let provider = provider();
-        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::clone(&roots), provider.clone())
             .build()
             .map_err(|source| MitmError::UpstreamVerifier { source })?;
         let pins: Arc<[[u8; 32]]> = spki_pins.into();
@@ -69,7 +70,13 @@ impl Upstream {
                 .with_no_client_auth()
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Upstream { config: Arc::new(config), pins })
+        Ok(Upstream { config: Arc::new(config), pins, roots })
+    }
+
+    /// The same roots with `spki_pins` instead of this one's pins (an operation's
+    /// `network_constraints.spki_pins`).
+    pub fn with_pins(&self, spki_pins: Vec<[u8; 32]>) -> Result<Upstream, MitmError> {
+        Upstream::new(Arc::clone(&self.roots), spki_pins)
     }
 
     /// The SHA-256 of a certificate's SubjectPublicKeyInfo (DER, with its outer

@@ -88,6 +88,7 @@ fn policy(hosts: &[&str], require_sni: bool) -> OperationPolicy {
         total_timeout: Duration::from_secs(10),
         max_response_bytes: 1 << 20,
         max_redirects: 5,
+        spki_pins: Vec::new(),
     }
 }
 
