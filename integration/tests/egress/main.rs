@@ -119,6 +119,11 @@ fn client_hello(sni: &str, ech: bool) -> Vec<u8> {
     record
 }
 
+/// The test internet's addresses are fixed (11.22.33.0/24 on a host link): two at once
+/// would share that route, and one's teardown would cut the other's connections. The
+/// tests here that start one take turns.
+static INTERNET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<EgressEvent>) -> Vec<EgressEvent> {
     let mut out = Vec::new();
     while let Ok(e) = rx.try_recv() {
@@ -132,6 +137,7 @@ async fn a_jail_reaches_only_what_its_operation_allows_through_the_proxy() {
     if !privileged("a_jail_reaches_only_what_its_operation_allows_through_the_proxy") {
         return;
     }
+    let _turn = INTERNET.lock().await;
     let internet = Internet::start("p");
     let ports =
         Ports { proxy: 15_080 + (std::process::id() % 1000) as u16, dns: 16_080 + (std::process::id() % 1000) as u16 };
@@ -274,6 +280,163 @@ async fn a_jail_reaches_only_what_its_operation_allows_through_the_proxy() {
     network.close().expect("close");
     let tables = Command::new("nft").args(["list", "tables"]).output().expect("nft");
     assert!(!String::from_utf8_lossy(&tables.stdout).contains("fcp_egress9"), "the table is gone");
+}
+
+/// Connects from `source` (bound) to `dest`, sends `payload` and half-closes; what came
+/// back. Runs on the calling thread, so in its network namespace.
+fn exchange_from(source: Ipv4Addr, dest: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timed_out = |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((source, 0)))?;
+        let mut stream = tokio::time::timeout(Duration::from_secs(2), socket.connect(dest))
+            .await
+            .map_err(|_| timed_out("connect"))??;
+        let _ = stream.write_all(payload).await;
+        let _ = stream.shutdown().await;
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut out))
+            .await
+            .map_err(|_| timed_out("read"))??;
+        Ok(out)
+    })
+}
+
+/// The host's count of packets its reverse-path filters dropped (`TcpExt:
+/// IPReversePathFilter`; every namespace has its own).
+fn reverse_path_drops() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").expect("netstat");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    let (names, values) = (lines[0].split_whitespace(), lines[1].split_whitespace());
+    let (_, value) = names.zip(values).find(|(n, _)| *n == "IPReversePathFilter").expect("IPReversePathFilter");
+    value.parse().expect("a count")
+}
+
+/// What a jail that claims other addresses gets, and what it has of IPv6.
+#[derive(Debug)]
+struct FromTheJail {
+    pinned: Result<Vec<Ipv4Addr>, ResponseCode>,
+    spoofed: Vec<(Ipv4Addr, std::io::Result<Vec<u8>>)>,
+    own: std::io::Result<Vec<u8>>,
+    if_inet6: String,
+    disable_ipv6: [String; 2],
+    tcp6: std::io::Result<TcpStream>,
+    udp6: std::io::Result<usize>,
+}
+
+/// A jail that gives itself another address (another jail's, or one from outside the
+/// pool) gets nothing from it: the host end's strict reverse-path filter drops what it
+/// sends before the proxy or the DNS responder see it, while the same connection from
+/// the jail's own address goes through. And the jail has no IPv6 at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jail_cannot_send_from_an_address_not_its_own_and_has_no_ipv6() {
+    if !privileged("a_jail_cannot_send_from_an_address_not_its_own_and_has_no_ipv6") {
+        return;
+    }
+    let _turn = INTERNET.lock().await;
+    let _internet = Internet::start("s");
+    let offset = (std::process::id() % 1000) as u16;
+    let ports = Ports { proxy: 17_080 + offset, dns: 18_080 + offset };
+    let network = Network::open(Pool::parse("10.235.0.0/24").expect("pool"), ports, Names::new("5").expect("tag"))
+        .expect("network");
+    let config = Config { ports, upstream_dns: vec![SocketAddr::from((UPSTREAM, 53))], limits: Limits::default() };
+    let (proxy, mut events) = Proxy::start(config).await.expect("proxy");
+    let (link, victim) = (network.create().expect("a jail link"), network.create().expect("another jail's link"));
+    let handle = proxy.register("fcp.spoofer", "z:work", &link, None);
+    let victim_handle = proxy.register("fcp.victim", "z:work", &victim, None);
+    handle.set_operation(Some(policy(&["api.test.example"], false)));
+    victim_handle.set_operation(Some(policy(&["api.test.example"], false)));
+    let (host, jail) = (link.host_addr(), link.jail_addr());
+    let spoofs = [victim.jail_addr(), Ipv4Addr::new(198, 51, 100, 77)];
+    let drops_before = reverse_path_drops();
+
+    let ns = link.netns().try_clone().expect("dup");
+    let got = tokio::task::spawn_blocking(move || {
+        in_jail(&ns, move || {
+            let pinned = lookup(host, "api.test.example");
+            for spoof in spoofs {
+                // `ip` forks from this thread, so it runs in the jail's namespace.
+                let out = Command::new("ip")
+                    .args(["addr", "add", &format!("{spoof}/32"), "dev", "eth0"])
+                    .output()
+                    .expect("run ip");
+                assert!(out.status.success(), "ip addr add {spoof}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            let mut spoofed = Vec::new();
+            for spoof in spoofs {
+                // A DNS query the responder would answer from the victim's policy and
+                // pin in the victim's jail, if it arrived.
+                let socket = UdpSocket::bind((spoof, 0)).expect("bind the spoofed source");
+                let mut query = Message::new();
+                query
+                    .set_id(9)
+                    .add_query(Query::query(Name::from_ascii("api.test.example").expect("name"), RecordType::A));
+                for _ in 0..3 {
+                    socket.send_to(&query.to_vec().expect("encode"), (host, 53)).expect("send");
+                }
+                spoofed.push((spoof, exchange_from(spoof, SocketAddr::from((UPSTREAM, 443)), b"spoofed")));
+            }
+            let own = exchange_from(jail, SocketAddr::from((UPSTREAM, 443)), b"own");
+            let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default().trim().to_owned();
+            FromTheJail {
+                pinned,
+                spoofed,
+                own,
+                // /proc/thread-self: this thread's namespace, not the process's.
+                if_inet6: read("/proc/thread-self/net/if_inet6"),
+                disable_ipv6: [
+                    read("/proc/sys/net/ipv6/conf/all/disable_ipv6"),
+                    read("/proc/sys/net/ipv6/conf/eth0/disable_ipv6"),
+                ],
+                tcp6: TcpStream::connect_timeout(&"[2001:db8::2]:443".parse().expect("addr"), Duration::from_secs(2)),
+                udp6: UdpSocket::bind("[::]:0").and_then(|s| s.send_to(b"x", "[2001:db8::2]:53")),
+            }
+        })
+    })
+    .await
+    .expect("jail");
+
+    assert_eq!(got.pinned, Ok(vec![UPSTREAM]), "the jail's own query is answered and pinned");
+    for (spoof, result) in &got.spoofed {
+        let err = result.as_ref().expect_err(&format!("a connection from {spoof} got through: {result:?}"));
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "from {spoof}: silently dropped, not refused: {err}");
+    }
+    let own = got.own.as_ref().map(|v| String::from_utf8_lossy(v).into_owned());
+    assert_eq!(own.as_deref().ok(), Some("echo:own"), "the jail's own address goes through: {own:?}");
+    // 3 UDP queries and at least one SYN from each spoofed address; other namespaces
+    // count in their own.
+    let dropped = reverse_path_drops() - drops_before;
+    assert!(dropped >= 8, "the reverse-path filter dropped {dropped} packets");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = drain(&mut events);
+    assert!(seen.iter().all(|e| e.connector == "fcp.spoofer"), "the victim's jail saw nothing: {seen:?}");
+    assert!(seen.iter().all(|e| e.reason != "source_spoofed"), "nothing spoofed reached the proxy: {seen:?}");
+    for spoof in spoofs {
+        assert!(!format!("{seen:?}").contains(&spoof.to_string()), "{spoof} in {seen:?}");
+    }
+    let allowed: Vec<(&str, &str)> = seen.iter().filter(|e| e.allowed).map(|e| (e.kind, e.host.as_str())).collect();
+    assert_eq!(allowed, [("dns", "api.test.example"), ("connect", "api.test.example")], "{seen:?}");
+    let v = victim_handle.status();
+    assert_eq!((v.allowed, v.denied, v.dns_answered, v.dns_refused, v.pinned), (0, 0, 0, 0, 0), "{v:?}");
+
+    // No IPv6: no global address (none at all), disabled in the namespace and on eth0,
+    // and a socket toward an IPv6 address fails at once.
+    let global: Vec<&str> = got.if_inet6.lines().filter(|l| l.split_whitespace().nth(3) == Some("00")).collect();
+    assert!(global.is_empty(), "global IPv6 addresses in the jail: {global:?}");
+    assert_eq!(got.if_inet6, "", "no IPv6 address at all, not even ::1");
+    assert_eq!(got.disable_ipv6, ["1", "1"], "net.ipv6.conf.{{all,eth0}}.disable_ipv6");
+    let err = got.tcp6.as_ref().expect_err("a TCP connection to an IPv6 address");
+    assert_ne!(err.kind(), std::io::ErrorKind::TimedOut, "refused locally, not sent: {err}");
+    assert!(got.udp6.is_err(), "a UDP datagram to an IPv6 address: {:?}", got.udp6);
+    let host_side = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.host_if()))
+        .expect("the host end's sysctl");
+    assert_eq!(host_side.trim(), "1", "IPv6 is off on the host end too");
+
+    drop((handle, victim_handle, link, victim));
+    network.close().expect("close");
 }
 
 #[test]
