@@ -336,9 +336,6 @@ pub(crate) enum Expect {
     Errno(Errno),
     /// Killed by SIGSYS, the summary naming the seccomp breach and this syscall.
     Seccomp(&'static str),
-    /// Killed by SIGSYS, the summary naming the seccomp breach and the syscall only by its
-    /// number: one the jail's seccomp plan does not list, so it has no name for it.
-    SeccompUnnamed,
 }
 
 impl std::fmt::Display for Expect {
@@ -346,7 +343,6 @@ impl std::fmt::Display for Expect {
         match self {
             Expect::Errno(e) => write!(f, "denied with {}", describe_errno(e.raw_os_error())),
             Expect::Seccomp(name) => write!(f, "killed by SIGSYS for {name}"),
-            Expect::SeccompUnnamed => f.write_str("killed by SIGSYS for a syscall the plan does not name"),
         }
     }
 }
@@ -368,14 +364,10 @@ impl Findings {
         let got = run.outcome();
         let ok = match (&got, expect) {
             (Outcome::Denied(errno), Expect::Errno(want)) => *errno == want.raw_os_error(),
-            (Outcome::Killed { signal, breach }, Expect::Seccomp(_) | Expect::SeccompUnnamed) => {
-                let syscall = match expect {
-                    Expect::Seccomp(name) => Value::from(name),
-                    _ => breach["syscall_number"].as_i64().map_or(Value::Null, |n| Value::from(n.to_string())),
-                };
+            (Outcome::Killed { signal, breach }, Expect::Seccomp(name)) => {
                 *signal == Signal::SYS.as_raw()
                     && breach["limit"] == "seccomp"
-                    && breach["syscall"] == syscall
+                    && breach["syscall"] == name
                     && run.stdout.is_empty()
             }
             _ => false,
