@@ -970,6 +970,10 @@ pub fn connect_target(head: &str) -> Option<(String, u16)> {
     if host.is_empty() {
         return None;
     }
+    // Digits only (no sign, no leading zero), 1 to 65535.
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.starts_with('0') {
+        return None;
+    }
     Some((host.to_owned(), port.parse().ok()?))
 }
 
@@ -1258,6 +1262,9 @@ mod tests {
             "CONNECT api.example.com HTTP/1.1\r\n\r\n",
             "CONNECT :443 HTTP/1.1\r\n\r\n",
             "CONNECT a:99999 HTTP/1.1\r\n\r\n",
+            "CONNECT a:+443 HTTP/1.1\r\n\r\n",
+            "CONNECT a:0443 HTTP/1.1\r\n\r\n",
+            "CONNECT a:0 HTTP/1.1\r\n\r\n",
             "CONNECT a:443 SPDY/3\r\n\r\n",
             "CONNECT a:443 HTTP/1.1 extra\r\n\r\n",
             "",
