@@ -39,6 +39,7 @@ impl CgroupSupport {
         for parent in support.parents() {
             rustix::fs::access(parent, rustix::fs::Access::WRITE_OK)
                 .map_err(|e| format!("cannot make cgroups in {}: {e}", parent.display()))?;
+            remove_stale(parent);
         }
         Ok(support)
     }
@@ -82,7 +83,9 @@ impl CgroupSupport {
     /// Creates the cgroup of one connector with `limits` and opens its `cgroup.procs`.
     pub(crate) fn create(&self, limits: &JailLimits) -> Result<Cgroup, SandboxError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!("fcp-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        // The pid names the owner (for `remove_stale`); the per-process nonce keeps a
+        // reused pid from meeting a killed predecessor's leftovers.
+        let name = format!("fcp-{}-{:016x}-{}", std::process::id(), nonce(), NEXT.fetch_add(1, Ordering::Relaxed));
         let v2 = matches!(self, CgroupSupport::V2 { .. });
         let mut cgroup = Cgroup { dirs: Vec::new(), procs: Vec::new(), v2 };
         let quota = limits.cpu_quota_us();
@@ -115,6 +118,30 @@ impl CgroupSupport {
             cgroup.procs.push(fd);
         }
         Ok(cgroup)
+    }
+}
+
+/// A random value drawn once per process.
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NONCE.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish())
+}
+
+/// Removes the connector cgroups below `parent` that a supervisor which no longer runs
+/// left behind (killed before it could remove them): `fcp-<pid>-…` whose pid is gone.
+/// A cgroup that still holds a process is not removable and stays.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("fcp-")).and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir(entry.path());
+        }
     }
 }
 
@@ -196,6 +223,20 @@ impl Drop for Cgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_cgroups_of_gone_supervisors_are_removed_and_others_kept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let gone = root.path().join("fcp-4000000000-00ff-0");
+        let ours = root.path().join(format!("fcp-{}-00ff-0", std::process::id()));
+        let other = root.path().join("not-ours");
+        for d in [&gone, &ours, &other] {
+            fs::create_dir(d).expect("mkdir");
+        }
+        remove_stale(root.path());
+        assert!(!gone.exists(), "a dead supervisor's cgroup goes");
+        assert!(ours.exists() && other.exists());
+    }
 
     #[test]
     fn flat_keyed_files_are_read_by_whole_key() {
