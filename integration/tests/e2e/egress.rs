@@ -143,7 +143,7 @@ fn a_credential_is_injected_toward_its_host_and_the_connector_never_sees_it() {
     let internet = Internet::start("c");
     let ca = tempfile::NamedTempFile::new().expect("ca file");
     std::fs::write(ca.path(), internet.ca_pem()).expect("write ca");
-    let node = Node::start_with(&config(8, ca.path()));
+    let mut node = Node::start_with(&config(8, ca.path()));
     let manifest = manifest(&node);
     node.install_with(Connector::Http, ZONE, &manifest);
 
@@ -194,4 +194,6 @@ fn a_credential_is_injected_toward_its_host_and_the_connector_never_sees_it() {
     assert!(!all.contains(SECRET), "the audit chain holds the secret");
     let owner = node.audit_events("z:owner");
     assert!(owner.iter().any(|e| e["event_type"] == "credential.add" && e["details"]["id"] == "test-cred-1"));
+    // A clean stop, so the table goes too.
+    node.stop();
 }
